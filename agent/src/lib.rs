@@ -1,0 +1,1 @@
+//! linkmeter node agent: probes, collectors and the CLI behind `linkmeter-agent`.

@@ -1,0 +1,1 @@
+//! Test harness for linkmeter: the network lab and the fake NVML library.
