@@ -1,1 +1,9 @@
 //! linkmeter node agent: probes, collectors and the CLI behind `linkmeter-agent`.
+//!
+//! `main.rs` is a thin shell around [`cli`]; everything that measures lives in
+//! [`collect`] (node facts), [`probe`] (latency to peers) and [`throughput`] (TCP
+//! bandwidth, iperf3-compatible).
+
+pub mod collect;
+pub mod probe;
+pub mod throughput;

@@ -1,1 +1,4 @@
 //! Test harness for linkmeter: the network lab and the fake NVML library.
+
+pub mod fake_nvml;
+pub mod lab;

@@ -1,0 +1,1 @@
+//! TCP throughput tests speaking the iperf3 protocol.
