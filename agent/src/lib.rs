@@ -2,8 +2,12 @@
 //!
 //! `main.rs` is a thin shell around [`cli`]; everything that measures lives in
 //! [`collect`] (node facts), [`probe`] (latency to peers) and [`throughput`] (TCP
-//! bandwidth, iperf3-compatible).
+//! bandwidth, iperf3-compatible). [`snapshot`] ties them together for one-shot reports.
 
+pub mod cli;
 pub mod collect;
+pub mod exit;
+pub mod logging;
 pub mod probe;
+pub mod snapshot;
 pub mod throughput;

@@ -1,1 +1,5 @@
-fn main() {}
+//! `linkmeter-agent`: see `linkmeter-agent --help`.
+
+fn main() -> std::process::ExitCode {
+    linkmeter_agent::cli::main()
+}

@@ -1,1 +1,10 @@
-//! Latency probes.
+//! Latency probes to peers.
+//!
+//! [`icmp`] sends ICMP echo from one socket per address family shared by all peers;
+//! [`target`] resolves what the user or the cluster named into addresses.
+
+pub mod icmp;
+pub mod target;
+
+pub use icmp::{IcmpConfig, IcmpProber, PeerSamples};
+pub use target::{PeerTarget, ResolvedPeer, resolve_peers};

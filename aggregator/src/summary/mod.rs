@@ -3,6 +3,7 @@
 //! Raw samples never leave the node; what is published is a window's percentiles
 //! rounded to about three significant digits ([`quantize`]).
 
+mod link;
 mod quantize;
 mod window;
 

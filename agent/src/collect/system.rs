@@ -1,1 +1,0 @@
-//! System collector (/proc, /sys).

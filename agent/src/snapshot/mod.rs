@@ -1,0 +1,217 @@
+//! `snapshot`: measure once, report once.
+//!
+//! The system and GPU collectors run on blocking threads while the ICMP round runs, so
+//! the wall time is that of the longest part (the probe round), not their sum.
+
+pub mod render;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use linkmeter_aggregator::api::{Link, NodeAddress, NodeTopologyStatus};
+use linkmeter_aggregator::summary::RttWindow;
+
+use crate::cli::SnapshotArgs;
+use crate::collect::Collector;
+use crate::collect::gpu::{GpuCollector, GpuConfig, GpuReport};
+use crate::collect::system::{SystemCollector, SystemConfig, SystemReport};
+use crate::probe::{IcmpConfig, IcmpProber, PeerSamples, PeerTarget, resolve_peers};
+
+/// What `snapshot` measures and how.
+#[derive(Clone, Debug)]
+pub struct SnapshotOptions {
+    /// Peers to probe.
+    pub peers: Vec<PeerTarget>,
+    /// ICMP round settings.
+    pub icmp: IcmpConfig,
+    /// Run the GPU collector.
+    pub gpu: bool,
+    /// NVML library to load, when not the default.
+    pub nvml_library: Option<PathBuf>,
+    /// Run the system collector.
+    pub system: bool,
+    /// Host paths for the system collector.
+    pub system_config: SystemConfig,
+    /// Print JSON instead of text.
+    pub json: bool,
+}
+
+impl From<SnapshotArgs> for SnapshotOptions {
+    fn from(a: SnapshotArgs) -> Self {
+        SnapshotOptions {
+            peers: a.peers.iter().map(|p| PeerTarget::from_host(p)).collect(),
+            icmp: IcmpConfig {
+                count: a.count,
+                interval: a.interval,
+                timeout: a.timeout,
+                payload_bytes: usize::from(a.payload_size),
+            },
+            gpu: !a.no_gpu,
+            nvml_library: a.nvml_library,
+            system: !a.no_system,
+            system_config: SystemConfig {
+                proc_root: a.host.host_proc,
+                sys_root: a.host.host_sys,
+                root_fs: a.host.host_root,
+                ..SystemConfig::default()
+            },
+            json: a.json,
+        }
+    }
+}
+
+/// Everything one snapshot found: the status as it would be published, plus the
+/// collectors' full reports for the human-readable view.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    /// The report in the NodeTopology status shape.
+    pub status: NodeTopologyStatus,
+    /// Full system report (disks, NIC counters), when collected.
+    pub system: Option<SystemReport>,
+    /// Full GPU report, when collected.
+    pub gpu: Option<GpuReport>,
+}
+
+/// Runs every enabled collector and one ICMP round to every peer, concurrently.
+pub async fn take(opts: &SnapshotOptions) -> Snapshot {
+    let system = opts.system.then(|| {
+        let mut c = SystemCollector::new(opts.system_config.clone());
+        tokio::task::spawn_blocking(move || c.collect())
+    });
+    let gpu = opts.gpu.then(|| {
+        let mut c = GpuCollector::new(GpuConfig {
+            library_path: opts.nvml_library.clone(),
+        });
+        tokio::task::spawn_blocking(move || c.collect())
+    });
+
+    let prober = IcmpProber::new();
+    let resolved = resolve_peers(&opts.peers).await;
+    let mut links = Vec::with_capacity(resolved.len());
+    let mut to_probe = Vec::new();
+    for r in resolved {
+        match r.addr {
+            Ok(addr) => to_probe.push((r.target.name, addr)),
+            Err(e) => links.push(Link {
+                peer: r.target.name,
+                error: Some(e),
+                ..Default::default()
+            }),
+        }
+    }
+    let rounds = if to_probe.is_empty() {
+        Vec::new()
+    } else {
+        prober.probe(&to_probe, &opts.icmp).await
+    };
+    links.extend(rounds.iter().map(|r| link_from_round(r, opts.icmp.count)));
+
+    let mut status = NodeTopologyStatus {
+        observed_at: Some(
+            jiff::Timestamp::now()
+                .round(jiff::Unit::Second)
+                .map_or_else(|_| jiff::Timestamp::now().to_string(), |t| t.to_string()),
+        ),
+        window_seconds: window_seconds(&opts.icmp),
+        links,
+        ..Default::default()
+    };
+    if let Some(host) = hostname() {
+        status.addresses.push(NodeAddress {
+            type_: "Hostname".into(),
+            address: host,
+        });
+    }
+    if !opts.peers.is_empty() {
+        status.conditions.push(prober.condition());
+    }
+
+    let system = match system {
+        Some(task) => task.await.ok(),
+        None => None,
+    };
+    if let Some(s) = &system {
+        status.system = s.summary.clone();
+        status.nics = s.nics_for_status();
+        status.conditions.push(s.condition.clone());
+    }
+    let gpu = match gpu {
+        Some(task) => task.await.ok(),
+        None => None,
+    };
+    if let Some(g) = &gpu {
+        status.gpus = g.gpus.clone();
+        status.conditions.push(g.condition.clone());
+    }
+    status.normalize();
+    Snapshot {
+        status,
+        system,
+        gpu,
+    }
+}
+
+/// The link entry for one peer's round: percentiles over exactly this round's samples.
+fn link_from_round(r: &PeerSamples, count: u32) -> Link {
+    let mut window = RttWindow::new(count as usize);
+    for s in &r.samples {
+        window.push(*s);
+    }
+    let mut link = Link {
+        peer: r.peer.clone(),
+        address: Some(r.addr.to_string()),
+        error: r.error.clone(),
+        ..Default::default()
+    };
+    window.summary().apply_to(&mut link);
+    link
+}
+
+/// The round's length in whole seconds, at least 1.
+fn window_seconds(c: &IcmpConfig) -> u64 {
+    let d = c.interval.saturating_mul(c.count.saturating_sub(1))
+        + c.timeout.min(Duration::from_secs(1));
+    d.as_secs().max(1)
+}
+
+/// This host's name, from the kernel.
+fn hostname() -> Option<String> {
+    let raw = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let name = raw.trim();
+    (!name.is_empty() && name.len() <= 253).then(|| name.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_round_becomes_a_quantized_link() {
+        let r = PeerSamples {
+            peer: "n1".into(),
+            addr: "192.0.2.7".parse().expect("literal"),
+            samples: vec![
+                Some(Duration::from_micros(14_123)),
+                None,
+                Some(Duration::from_micros(14_160)),
+                Some(Duration::from_micros(14_170)),
+            ],
+            error: None,
+        };
+        let l = link_from_round(&r, 4);
+        assert_eq!(l.rtt_p50_us, Some(14_200));
+        assert_eq!(l.loss_ppm, 250_000);
+        assert_eq!(l.samples, 4);
+        assert_eq!(l.address.as_deref(), Some("192.0.2.7"));
+    }
+
+    #[test]
+    fn window_is_the_round_length() {
+        let c = IcmpConfig {
+            count: 20,
+            interval: Duration::from_millis(100),
+            ..Default::default()
+        };
+        assert_eq!(window_seconds(&c), 2);
+    }
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it. Installs what the tests need on a fresh Debian
+# machine (iperf3, ping, iproute2, Prometheus, gcc), then runs format, lint and tests.
+#
+#   scripts/test.sh            everything
+#   scripts/test.sh -p NAME    extra arguments go to `cargo test`
+#
+# The lab tests create network namespaces and need root; without root they fail with a
+# clear message unless LINKMETER_SKIP_LAB=1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_pkgs=()
+command -v iperf3 >/dev/null || need_pkgs+=(iperf3)
+command -v ping >/dev/null || need_pkgs+=(iputils-ping)
+command -v ip >/dev/null || need_pkgs+=(iproute2)
+command -v tc >/dev/null || need_pkgs+=(iproute2)
+command -v cc >/dev/null || need_pkgs+=(gcc libc6-dev)
+command -v prometheus >/dev/null || need_pkgs+=(prometheus)
+command -v jq >/dev/null || need_pkgs+=(jq)
+if ((${#need_pkgs[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "test.sh: missing ${need_pkgs[*]} and not root to install them" >&2
+    exit 1
+  fi
+  echo "test.sh: installing ${need_pkgs[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+fi
+# The Debian prometheus package starts a service on :9090 when it can; the tests start
+# their own on a free port, so stop a packaged one if it runs.
+if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
+  systemctl stop prometheus || true
+fi
+
+echo "== cargo fmt --check" >&2
+cargo fmt --all -- --check
+echo "== cargo clippy" >&2
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo build (binaries the integration tests run)" >&2
+cargo build --workspace --bins --locked
+echo "== cargo test" >&2
+cargo test --workspace --locked "$@"

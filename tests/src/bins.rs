@@ -1,0 +1,29 @@
+//! Paths of the workspace's binaries, for tests that run them as a user would.
+
+use std::path::PathBuf;
+
+/// Path of a workspace binary built into the same target directory as this test.
+///
+/// `cargo test --workspace` (what `scripts/test.sh` runs) builds every package's
+/// binaries; a test run of this package alone needs `cargo build --workspace --bins`
+/// first, and the panic says so.
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test>-<hash> → target/<profile>/<name>
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test executable lives in target/<profile>/deps");
+    let bin = profile_dir.join(name);
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build --workspace --bins` before this test",
+        bin.display()
+    );
+    bin
+}
+
+/// Path of `linkmeter-agent`.
+pub fn agent() -> PathBuf {
+    workspace_bin("linkmeter-agent")
+}
