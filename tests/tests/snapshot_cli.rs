@@ -208,3 +208,26 @@ fn bad_log_filter_exits_64() {
         .expect("run");
     assert_eq!(out.status.code(), Some(64));
 }
+
+#[test]
+fn ipv6_loopback_is_probed() {
+    let out = snapshot(
+        &[
+            "--json",
+            "--no-gpu",
+            "--no-system",
+            "--count",
+            "3",
+            "--interval",
+            "10ms",
+            "--peer",
+            "::1",
+        ],
+        &[],
+    );
+    let st = parse_status(&out);
+    let l = &st.links[0];
+    assert_eq!(l.address.as_deref(), Some("::1"));
+    assert_eq!(l.loss_ppm, 0, "{l:?}");
+    assert!(l.rtt_p50_us.is_some(), "{l:?}");
+}
