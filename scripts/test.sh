@@ -18,6 +18,9 @@ command -v tc >/dev/null || need_pkgs+=(iproute2)
 command -v cc >/dev/null || need_pkgs+=(gcc libc6-dev)
 command -v prometheus >/dev/null || need_pkgs+=(prometheus)
 command -v jq >/dev/null || need_pkgs+=(jq)
+command -v curl >/dev/null || need_pkgs+=(curl)
+command -v setpriv >/dev/null || need_pkgs+=(util-linux)
+command -v sysctl >/dev/null || need_pkgs+=(procps)
 if ((${#need_pkgs[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
     echo "test.sh: missing ${need_pkgs[*]} and not root to install them" >&2
@@ -32,6 +35,13 @@ fi
 # their own on a free port, so stop a packaged one if it runs.
 if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
   systemctl stop prometheus || true
+fi
+
+# The Kubernetes tests need kube-apiserver and etcd: built once from Debian's source
+# package (about 5 minutes on 2 cores) and cached; KUBEBUILDER_ASSETS skips the build.
+if [[ "${LINKMETER_SKIP_KUBE:-0}" != 1 ]]; then
+  echo "== kube test environment" >&2
+  scripts/kube-env.sh install >/dev/null
 fi
 
 echo "== cargo fmt --check" >&2

@@ -1,5 +1,8 @@
-//! Test harness for linkmeter: the network lab and the fake NVML library.
+//! Test harness for linkmeter: the network lab, the fake NVML library, the Kubernetes
+//! test environment (real kube-apiserver + etcd) and helpers for driving agent processes.
 
+pub mod agent;
 pub mod bins;
 pub mod fake_nvml;
+pub mod kube_env;
 pub mod lab;
