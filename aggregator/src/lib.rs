@@ -6,4 +6,6 @@
 //! API client. That keeps every decision unit-testable.
 
 pub mod api;
+pub mod peers;
+pub mod publish;
 pub mod summary;
