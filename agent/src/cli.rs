@@ -9,9 +9,11 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::daemon::{RunArgs, RunConfig, StaticPeers};
 use crate::exit;
 use crate::logging::{self, LogFormat};
 use crate::snapshot::{self, SnapshotOptions};
+use crate::throughput::{ProbeArgs, ServeArgs, ThroughputError};
 
 /// linkmeter node agent: measures latency and throughput to peer nodes, GPUs and the
 /// host, for Prometheus and for topology-aware scheduling.
@@ -37,8 +39,14 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the agent: measure peers continuously and serve /metrics, /healthz, /readyz, /report.
+    Run(Box<RunArgs>),
     /// One-shot report of this machine: system, GPUs and RTT to the given peers.
     Snapshot(SnapshotArgs),
+    /// Measure TCP throughput to an iperf3-compatible server, both directions (like `iperf3 -c`).
+    Probe(ProbeArgs),
+    /// Answer throughput tests only (stock `iperf3 -c` works against it).
+    Serve(ServeArgs),
 }
 
 /// Arguments of `snapshot`.
@@ -104,6 +112,16 @@ pub struct HostPaths {
     pub host_root: PathBuf,
 }
 
+impl Default for HostPaths {
+    fn default() -> Self {
+        HostPaths {
+            host_proc: "/proc".into(),
+            host_sys: "/sys".into(),
+            host_root: "/".into(),
+        }
+    }
+}
+
 fn parse_duration_in(s: &str, min: Duration, max: Duration) -> Result<Duration, String> {
     let d = humantime::parse_duration(s.trim())
         .map_err(|e| format!("{e} (expected e.g. 100ms, 2s, 1m)"))?;
@@ -132,12 +150,137 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
-    if let Err(msg) = logging::init(cli.log_format, &cli.log_level) {
+    if let Err(msg) = logging::init(cli.log_format, &quiet_kube_client(&cli.log_level)) {
         eprintln!("linkmeter-agent: {msg}");
         return exit::code(exit::USAGE);
     }
     match cli.command {
+        Command::Run(args) => run_daemon(&args),
         Command::Snapshot(args) => run_snapshot(args),
+        Command::Probe(args) => run_async(true, crate::throughput::run_probe(args)),
+        Command::Serve(args) => run_async(false, crate::throughput::run_serve(args)),
+    }
+}
+
+/// Adds `kube_client::client::builder=off` to a log filter that says nothing about
+/// `kube_client`: the client's tracing layer logs every failed request at ERROR, which
+/// during an API outage is a line per retry. The agent logs outages itself, once
+/// (`kube::health`). A filter that names `kube_client` is left as the user wrote it.
+fn quiet_kube_client(filter: &str) -> String {
+    if filter.contains("kube_client") {
+        filter.to_owned()
+    } else if filter.trim().is_empty() {
+        "kube_client::client::builder=off".to_owned()
+    } else {
+        format!("{filter},kube_client::client::builder=off")
+    }
+}
+
+/// Runs an async entry point on a fresh runtime; a `ThroughputError::Config` anywhere
+/// in the error chain is a usage error (64).
+fn run_async(
+    single_thread: bool,
+    fut: impl std::future::Future<Output = anyhow::Result<ExitCode>>,
+) -> ExitCode {
+    let rt = if single_thread {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+    };
+    let rt = match rt {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("linkmeter-agent: cannot start the async runtime: {e}");
+            return exit::code(exit::FAILURE);
+        }
+    };
+    match rt.block_on(fut) {
+        Ok(code) => code,
+        Err(e) => {
+            let usage = e.chain().any(|c| {
+                matches!(
+                    c.downcast_ref::<ThroughputError>(),
+                    Some(ThroughputError::Config(_))
+                )
+            });
+            eprintln!("linkmeter-agent: {e:#}");
+            exit::code(if usage { exit::USAGE } else { exit::FAILURE })
+        }
+    }
+}
+
+/// `run`: validates the configuration (64 on error), then runs until SIGTERM/SIGINT.
+fn run_daemon(args: &RunArgs) -> ExitCode {
+    let config = match RunConfig::load(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("linkmeter-agent: {e}");
+            return exit::code(exit::USAGE);
+        }
+    };
+    let code = run_async(false, async move {
+        let token = tokio_util::sync::CancellationToken::new();
+        spawn_signal_handler(token.clone())?;
+        let Some(settings) = config.kube.clone() else {
+            let source = std::sync::Arc::new(StaticPeers::new(config.peers.clone()));
+            crate::daemon::run(config, source, None, token).await?;
+            return Ok(exit::code(exit::OK));
+        };
+        use crate::kube::{ApiHealth, KubeHandles, KubePeers, discovery::Selection};
+        let client = match crate::kube::connect(settings.kubeconfig.as_deref()).await {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("linkmeter-agent: {e}");
+                return Ok(exit::code(exit::USAGE));
+            }
+        };
+        let health = std::sync::Arc::new(ApiHealth::new());
+        let source = KubePeers::start(
+            client.clone(),
+            Selection {
+                node_name: config.node_name.clone(),
+                max_peers: settings.max_peers,
+                rotation: settings.peer_rotation,
+            },
+            health.clone(),
+            token.clone(),
+        );
+        let kube = KubeHandles { client, health };
+        crate::daemon::run(config, source, Some(kube), token).await?;
+        Ok(exit::code(exit::OK))
+    });
+    if code != exit::code(exit::OK) {
+        write_termination_log("linkmeter-agent run failed; see the log for the cause");
+    }
+    code
+}
+
+/// Cancels `token` on SIGTERM (what the kubelet sends) or SIGINT.
+fn spawn_signal_handler(token: tokio_util::sync::CancellationToken) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
+        token.cancel();
+    });
+    Ok(())
+}
+
+/// Kubernetes shows `/dev/termination-log` in `kubectl describe pod`; write the reason
+/// there when it exists (outside a pod it does not, and nothing is written).
+fn write_termination_log(msg: &str) {
+    let path = std::path::Path::new("/dev/termination-log");
+    if path.exists() {
+        let _ = std::fs::write(path, msg);
     }
 }
 
@@ -208,6 +351,52 @@ mod tests {
     }
 
     #[test]
+    fn kube_client_request_failures_are_quiet_unless_asked_for() {
+        assert_eq!(
+            quiet_kube_client("info"),
+            "info,kube_client::client::builder=off"
+        );
+        assert_eq!(quiet_kube_client("kube_client=debug"), "kube_client=debug");
+    }
+
+    #[test]
+    fn kube_flags_parse_with_defaults_in_help() {
+        let cli = parse(&[
+            "run",
+            "--kube",
+            "--kubeconfig",
+            "/tmp/kc",
+            "--publish-min-interval",
+            "5s",
+            "--max-peers",
+            "8",
+        ])
+        .expect("parses");
+        let Command::Run(args) = cli.command else {
+            panic!("not run");
+        };
+        assert!(args.kube);
+        assert_eq!(args.publish_min_interval, Some(Duration::from_secs(5)));
+        assert_eq!(args.max_peers, Some(8));
+        let help = match parse(&["run", "--help"]) {
+            Err(e) => e.to_string(),
+            Ok(_) => String::new(),
+        };
+        for want in [
+            "--kube",
+            "--kubeconfig",
+            "[default: 60s]",
+            "[default: 5m]",
+            "[default: 32]",
+            "[default: 1h]",
+            "LINKMETER_KUBE",
+            "KUBECONFIG",
+        ] {
+            assert!(help.contains(want), "help lacks {want}:\n{help}");
+        }
+    }
+
+    #[test]
     fn cli_definition_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
@@ -216,7 +405,9 @@ mod tests {
     #[test]
     fn snapshot_defaults() {
         let cli = parse(&["snapshot", "--peer", "127.0.0.1"]).expect("parses");
-        let Command::Snapshot(a) = cli.command;
+        let Command::Snapshot(a) = cli.command else {
+            panic!("not snapshot")
+        };
         assert_eq!(a.count, 10);
         assert_eq!(a.interval, Duration::from_millis(100));
         assert_eq!(a.peers, vec!["127.0.0.1".to_owned()]);

@@ -2,11 +2,15 @@
 //!
 //! `main.rs` is a thin shell around [`cli`]; everything that measures lives in
 //! [`collect`] (node facts), [`probe`] (latency to peers) and [`throughput`] (TCP
-//! bandwidth, iperf3-compatible). [`snapshot`] ties them together for one-shot reports.
+//! bandwidth, iperf3-compatible). [`snapshot`] ties them together for one-shot reports;
+//! [`daemon`] runs them continuously and [`kube`] adds Node discovery and NodeTopology
+//! publishing to it.
 
 pub mod cli;
 pub mod collect;
+pub mod daemon;
 pub mod exit;
+pub mod kube;
 pub mod logging;
 pub mod probe;
 pub mod snapshot;

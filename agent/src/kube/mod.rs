@@ -1,0 +1,51 @@
+//! `run --kube`: peers from the cluster's Node objects, results to a NodeTopology.
+//!
+//! - [`discovery`]: [`KubePeers`], a [`PeerSource`](crate::daemon::PeerSource) fed by a
+//!   watch on all Nodes; peers are chosen with the aggregator's pure `select_peers`.
+//! - [`publisher`]: writes this node's NodeTopology (object, then status) with
+//!   server-side apply, only when [`Hysteresis`](linkmeter_aggregator::publish::Hysteresis)
+//!   says so.
+//! - [`health`]: one view of "is the API server reachable", shared by both, so an
+//!   outage is logged once (not once per request) and exported as a gauge.
+//! - [`client`]: building the client from `--kubeconfig` or the in-cluster config.
+//!
+//! Nothing here stops measuring: when the API server is away the agent keeps probing
+//! and serving /metrics, and the publisher keeps only the latest status in memory.
+
+pub mod backoff;
+pub mod client;
+pub mod discovery;
+pub mod health;
+pub mod publisher;
+
+pub use client::{ClientError, connect};
+pub use discovery::KubePeers;
+pub use health::ApiHealth;
+
+use std::sync::Arc;
+
+/// Field manager of every server-side apply the agent makes.
+pub const FIELD_MANAGER: &str = "linkmeter-agent";
+
+/// Label with the node's zone, read into the status and used to pick peers.
+pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
+
+/// Label with the node's region.
+pub const REGION_LABEL: &str = "topology.kubernetes.io/region";
+
+/// What the daemon needs to publish: a client and the shared reachability state.
+#[derive(Clone)]
+pub struct KubeHandles {
+    /// Client for the API server.
+    pub client: ::kube::Client,
+    /// Reachability, shared with discovery.
+    pub health: Arc<ApiHealth>,
+}
+
+impl std::fmt::Debug for KubeHandles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeHandles")
+            .field("health", &self.health)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,524 @@
+//! Writing this node's NodeTopology.
+//!
+//! Every [`CHECK_PERIOD`] the publisher takes the agent's current status and asks
+//! [`Hysteresis`] whether it differs enough from the last *published* one (or the
+//! heartbeat age passed); at most one write per minimum interval. A write is a
+//! server-side apply (field manager [`FIELD_MANAGER`]) of the object, once, then of
+//! the status through the status subresource, forced so a stale manager cannot block
+//! it.
+//!
+//! The object carries an ownerReference to the Node (uid from a GET), so the garbage
+//! collector removes it with the Node; `blockOwnerDeletion` stays false because the
+//! agent may not delete or finalize Nodes. If the Node does not exist (yet), the
+//! object is written without an owner and the GET retried each minimum interval.
+//!
+//! Failures retry with exponential back-off and jitter, capped at 30 s and at the
+//! minimum interval, so a server that comes back sees the current state within one
+//! interval. Nothing queues: each attempt writes the status of that moment, so an
+//! outage costs no memory. After an outage the next write happens at once (subject to
+//! the minimum interval), whatever the hysteresis says, because readers judge
+//! staleness by `publishedAt`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ::kube::api::{Patch, PatchParams};
+use ::kube::{Api, Client, ResourceExt};
+use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use linkmeter_aggregator::api::{NodeAddress, NodeTopology, NodeTopologyStatus};
+use linkmeter_aggregator::publish::{Decision, Hysteresis};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::backoff::Backoff;
+use super::discovery::NodeEntry;
+use super::{ApiHealth, FIELD_MANAGER};
+use crate::daemon::Shared;
+use crate::daemon::config::KubeSettings;
+use crate::daemon::state::NodeIdentity;
+
+/// How often the current status is compared with the published one. A change is
+/// therefore written within one minimum interval plus this.
+pub const CHECK_PERIOD: Duration = Duration::from_secs(5);
+
+/// Longest wait for the first ICMP round before the first write (an empty report
+/// would be replaced by a full one a minimum interval later, costing a write).
+const FIRST_ROUND_WAIT: Duration = Duration::from_secs(60);
+
+/// Metric label of the write after an outage.
+const REASON_RECOVERY: &str = "recovery";
+/// Metric label of the object (metadata) write.
+const REASON_OBJECT: &str = "object";
+
+/// The publisher task's state.
+pub struct Publisher {
+    shared: Arc<Shared>,
+    topologies: Api<NodeTopology>,
+    nodes: Api<Node>,
+    health: Arc<ApiHealth>,
+    hysteresis: Hysteresis,
+    node_name: String,
+    /// ownerReference to the Node, once its GET succeeded.
+    owner: Option<OwnerReference>,
+    /// When the Node was last read (identity and owner).
+    node_read_at: Option<Instant>,
+    /// The Node was missing and that was logged (once until it appears).
+    missing_logged: bool,
+    /// The object exists with the current owner.
+    object_applied: bool,
+    /// The last status written (without `publishedAt`) and when.
+    published: Option<(NodeTopologyStatus, Instant)>,
+    /// An outage happened since the last write: write again as soon as allowed.
+    stale: bool,
+    backoff: Backoff,
+    /// The last non-outage error, so a repeating one is logged once.
+    last_error: Option<String>,
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher")
+            .field("node_name", &self.node_name)
+            .field("object_applied", &self.object_applied)
+            .field("stale", &self.stale)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a step did not finish.
+enum StepError {
+    /// The server did not answer (already logged by [`ApiHealth`]).
+    Outage,
+    /// The server answered with an error.
+    Api(String),
+}
+
+impl Publisher {
+    /// A publisher for `shared.config.node_name`.
+    pub fn new(
+        shared: Arc<Shared>,
+        client: Client,
+        health: Arc<ApiHealth>,
+        settings: &KubeSettings,
+    ) -> Self {
+        let hysteresis = Hysteresis {
+            min_interval: settings.publish_min_interval,
+            heartbeat: settings.publish_heartbeat,
+            ..Hysteresis::default()
+        };
+        let cap = settings
+            .publish_min_interval
+            .min(Duration::from_secs(30))
+            .max(Duration::from_secs(1));
+        Publisher {
+            node_name: shared.config.node_name.clone(),
+            shared,
+            topologies: Api::all(client.clone()),
+            nodes: Api::all(client),
+            health,
+            hysteresis,
+            owner: None,
+            node_read_at: None,
+            missing_logged: false,
+            object_applied: false,
+            published: None,
+            stale: false,
+            backoff: Backoff::new(Duration::from_millis(500), cap),
+            last_error: None,
+        }
+    }
+
+    /// Publishes until `shutdown`.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let mut recoveries = self.health.recoveries();
+        let waited = Instant::now();
+        while !self.shared.is_ready() && waited.elapsed() < FIRST_ROUND_WAIT {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+        }
+        loop {
+            let wait = match self.step().await {
+                Ok(next) => {
+                    self.backoff.reset();
+                    // Our own success may have been the recovery; nothing is stale then.
+                    recoveries.borrow_and_update();
+                    next
+                }
+                Err(e) => {
+                    self.shared.metrics.count_publish_error();
+                    if let StepError::Api(text) = e {
+                        self.log_error(text);
+                    }
+                    self.backoff.next_delay()
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+                r = recoveries.changed() => {
+                    if r.is_ok() {
+                        // Discovery saw the server return: our object is stale.
+                        self.stale = true;
+                    }
+                }
+            }
+        }
+    }
+
+    fn log_error(&mut self, text: String) {
+        if self.last_error.as_deref() != Some(text.as_str()) {
+            tracing::warn!(error = %text, "NodeTopology write failed; retrying with back-off");
+            self.last_error = Some(text);
+        } else {
+            tracing::debug!(error = %text, "NodeTopology write failed again");
+        }
+    }
+
+    /// One check: read the Node when due, make sure the object exists, write the
+    /// status when the hysteresis says so. Returns the time to the next check.
+    async fn step(&mut self) -> Result<Duration, StepError> {
+        self.read_node_if_due().await?;
+        if !self.object_applied {
+            self.apply_object().await?;
+        }
+        let current = self.shared.status();
+        let since = self.published.as_ref().map(|(_, at)| at.elapsed());
+        let decision = if self.stale {
+            match since {
+                Some(age) if age < self.hysteresis.min_interval => {
+                    Decision::Defer(self.hysteresis.min_interval - age)
+                }
+                _ => return self.write_status(current, REASON_RECOVERY).await,
+            }
+        } else {
+            self.hysteresis
+                .decide(self.published.as_ref().map(|(s, _)| s), since, &current)
+        };
+        match decision {
+            Decision::Publish(reason) => self.write_status(current, reason.as_str()).await,
+            Decision::Defer(d) => Ok(d.clamp(Duration::from_millis(100), CHECK_PERIOD)),
+            Decision::Skip => Ok(CHECK_PERIOD),
+        }
+    }
+
+    /// Reads the Node: until it is found, once per minimum interval; then once per
+    /// heartbeat, to pick up label and address changes and a re-created Node (new uid).
+    async fn read_node_if_due(&mut self) -> Result<(), StepError> {
+        let every = if self.owner.is_some() {
+            self.hysteresis.heartbeat
+        } else {
+            self.hysteresis.min_interval
+        };
+        if self.node_read_at.is_some_and(|t| t.elapsed() < every) {
+            return Ok(());
+        }
+        match self.nodes.get_opt(&self.node_name).await {
+            Ok(Some(node)) => {
+                self.health.reachable("publisher");
+                self.node_read_at = Some(Instant::now());
+                if self.missing_logged {
+                    tracing::info!(node = %self.node_name, "Node object found");
+                    self.missing_logged = false;
+                }
+                let owner = owner_reference(&node);
+                if owner.is_some() && owner != self.owner {
+                    // New owner (first found, or the Node was re-created): rewrite the
+                    // object so the garbage collector follows the right Node.
+                    self.owner = owner;
+                    self.object_applied = false;
+                }
+                let entry = NodeEntry::from_node(&node);
+                self.shared.lock_state().set_identity(NodeIdentity {
+                    zone: entry.zone,
+                    region: entry.region,
+                    addresses: node_addresses(&node),
+                });
+                Ok(())
+            }
+            Ok(None) => {
+                self.health.reachable("publisher");
+                self.node_read_at = Some(Instant::now());
+                if !self.missing_logged {
+                    tracing::warn!(
+                        node = %self.node_name,
+                        "Node object not found; publishing without an ownerReference until it appears"
+                    );
+                    self.missing_logged = true;
+                }
+                Ok(())
+            }
+            Err(e) => {
+                if self.health.record_error("publisher", &e) {
+                    return Err(StepError::Outage);
+                }
+                // Forbidden or the like (RBAC answers 403 for a moment after an API
+                // server restart): publishing goes on with what is known; the read is
+                // retried next interval.
+                self.node_read_at = Some(Instant::now());
+                let text = format!("reading Node {}: {e}", self.node_name);
+                if self.last_error.as_deref() != Some(text.as_str()) {
+                    tracing::warn!(error = %text, "cannot read this node's Node object; retrying next interval");
+                    self.last_error = Some(text);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn metadata(&self) -> Value {
+        let mut meta = json!({ "name": self.node_name });
+        if let Some(owner) = &self.owner {
+            meta["ownerReferences"] = json!([owner]);
+        }
+        meta
+    }
+
+    async fn apply_object(&mut self) -> Result<(), StepError> {
+        // The spec is empty but required by the schema. The ownerReference is also
+        // repeated in every status write (see write_status) so that this manager's
+        // fields stay the same set on servers older than 1.22, which do not keep the
+        // main resource's and the status's managed fields apart.
+        let body = json!({
+            "apiVersion": "linkmeter.dev/v1alpha1",
+            "kind": "NodeTopology",
+            "metadata": self.metadata(),
+            "spec": {},
+        });
+        let bytes = serde_json::to_vec(&body).map(|b| b.len()).unwrap_or(0);
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        match self
+            .topologies
+            .patch(&self.node_name, &params, &Patch::Apply(&body))
+            .await
+        {
+            Ok(_) => {
+                self.health.reachable("publisher");
+                self.shared.metrics.count_publish(REASON_OBJECT, bytes);
+                self.object_applied = true;
+                self.last_error = None;
+                tracing::info!(
+                    node = %self.node_name,
+                    owner = self.owner.is_some(),
+                    "NodeTopology object applied"
+                );
+                Ok(())
+            }
+            Err(e) => Err(self.classify(e, "applying the NodeTopology object")),
+        }
+    }
+
+    async fn write_status(
+        &mut self,
+        current: NodeTopologyStatus,
+        reason: &'static str,
+    ) -> Result<Duration, StepError> {
+        let mut status = current.clone();
+        status.published_at = Some(
+            jiff::Timestamp::now()
+                .round(jiff::Unit::Second)
+                .unwrap_or_else(|_| jiff::Timestamp::now())
+                .to_string(),
+        );
+        let body = json!({
+            "apiVersion": "linkmeter.dev/v1alpha1",
+            "kind": "NodeTopology",
+            "metadata": self.metadata(),
+            "status": status,
+        });
+        let bytes = serde_json::to_vec(&body).map(|b| b.len()).unwrap_or(0);
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        match self
+            .topologies
+            .patch_status(&self.node_name, &params, &Patch::Apply(&body))
+            .await
+        {
+            Ok(_) => {
+                self.health.reachable("publisher");
+                self.shared.metrics.count_publish(reason, bytes);
+                let was_stale = std::mem::replace(&mut self.stale, false);
+                self.published = Some((current, Instant::now()));
+                self.last_error = None;
+                // The first write and the one after an outage are news; the rest
+                // are routine and counted in linkmeter_publish_writes_total.
+                if was_stale || reason == "first" {
+                    tracing::info!(reason, bytes, "NodeTopology status published");
+                } else {
+                    tracing::debug!(reason, bytes, "NodeTopology status published");
+                }
+                Ok(CHECK_PERIOD)
+            }
+            Err(e) => {
+                if let ::kube::Error::Api(s) = &e
+                    && s.is_not_found()
+                {
+                    // Someone deleted the object: create it again on the next try.
+                    self.object_applied = false;
+                }
+                Err(self.classify(e, "writing the NodeTopology status"))
+            }
+        }
+    }
+
+    fn classify(&mut self, e: ::kube::Error, what: &str) -> StepError {
+        if self.health.record_error("publisher", &e) {
+            // The write is lost with the outage; say so once more on recovery.
+            self.stale = true;
+            StepError::Outage
+        } else {
+            StepError::Api(format!("{what}: {e}"))
+        }
+    }
+}
+
+/// `apiVersion: v1, kind: Node, name, uid` of `node`; `None` without a uid.
+pub fn owner_reference(node: &Node) -> Option<OwnerReference> {
+    Some(OwnerReference {
+        api_version: "v1".into(),
+        kind: "Node".into(),
+        name: node.name_any(),
+        uid: node.uid()?,
+        controller: Some(false),
+        block_owner_deletion: Some(false),
+    })
+}
+
+/// The Node's `status.addresses` in the NodeTopology shape.
+pub fn node_addresses(node: &Node) -> Vec<NodeAddress> {
+    node.status
+        .as_ref()
+        .and_then(|s| s.addresses.as_ref())
+        .map(|addrs| {
+            addrs
+                .iter()
+                .map(|a| NodeAddress {
+                    type_: a.type_.clone(),
+                    address: a.address.clone(),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    use linkmeter_aggregator::api::{Condition, Link, Nic, SystemSummary};
+
+    /// A status as a node of a large cluster would write it: 32 links with every
+    /// field set, EC2-style node names.
+    fn realistic_status(links: usize) -> NodeTopologyStatus {
+        let name = |i: usize| format!("ip-10-0-{}-{}.eu-west-1.compute.internal", i / 250, i % 250);
+        let mut st = NodeTopologyStatus {
+            observed_at: Some("2025-01-01T12:00:00Z".into()),
+            published_at: Some("2025-01-01T12:00:03Z".into()),
+            window_seconds: 600,
+            zone: Some("eu-west-1a".into()),
+            region: Some("eu-west-1".into()),
+            addresses: vec![
+                NodeAddress {
+                    type_: "InternalIP".into(),
+                    address: "10.0.200.1".into(),
+                },
+                NodeAddress {
+                    type_: "Hostname".into(),
+                    address: name(999),
+                },
+            ],
+            nics: vec![Nic {
+                name: "ens5".into(),
+                speed_mbps: Some(25_000),
+            }],
+            system: Some(SystemSummary {
+                cpu_count: 16,
+                cpu_utilization_permille: Some(123),
+                memory_total_bytes: 64 << 30,
+                memory_used_bytes: 12 << 30,
+                load1_milli: 1230,
+                load5_milli: 1100,
+                load15_milli: 990,
+                kernel_version: Some("6.1.0-18-amd64".into()),
+            }),
+            conditions: vec![
+                Condition::new("IcmpAvailable", true, "RawSocket", ""),
+                Condition::new(
+                    "NvmlAvailable",
+                    false,
+                    "LibraryNotFound",
+                    "libnvidia-ml.so.1 not found",
+                ),
+                Condition::new("SystemAvailable", true, "Read", ""),
+            ],
+            links: (0..links)
+                .map(|i| Link {
+                    peer: name(i),
+                    address: Some(format!("10.0.{}.{}", i / 250, i % 250)),
+                    rtt_p50_us: Some(412),
+                    rtt_p90_us: Some(587),
+                    rtt_p99_us: Some(1230),
+                    jitter_us: Some(41),
+                    loss_ppm: 0,
+                    samples: 180,
+                    throughput_tx_kbps: Some(9_410_000),
+                    throughput_rx_kbps: Some(9_380_000),
+                    throughput_measured_at: Some("2025-01-01T11:31:07Z".into()),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        st.normalize();
+        st
+    }
+
+    /// Prints the size of one write (the report quotes it); bounded so a schema change
+    /// that bloats the object shows up here.
+    #[test]
+    fn a_status_with_32_links_is_a_few_kilobytes() {
+        let status = realistic_status(32);
+        let body = json!({
+            "apiVersion": "linkmeter.dev/v1alpha1",
+            "kind": "NodeTopology",
+            "metadata": {"name": "ip-10-0-200-1.eu-west-1.compute.internal", "ownerReferences": [{
+                "apiVersion": "v1", "kind": "Node", "name": "ip-10-0-200-1.eu-west-1.compute.internal",
+                "uid": "6f1c3f5e-8d2b-4c1e-9a57-0c2f1f3b9d11", "controller": false,
+                "blockOwnerDeletion": false}]},
+            "status": status,
+        });
+        let status_bytes = serde_json::to_vec(&status).expect("serialises").len();
+        let body_bytes = serde_json::to_vec(&body).expect("serialises").len();
+        println!(
+            "NodeTopology with 32 links: status {status_bytes} bytes, apply body {body_bytes} bytes \
+             ({} bytes per link)",
+            (serde_json::to_vec(&realistic_status(33))
+                .expect("serialises")
+                .len()
+                - status_bytes)
+        );
+        assert!(body_bytes < 16 * 1024, "{body_bytes} bytes");
+    }
+
+    #[test]
+    fn owner_reference_names_the_node_and_blocks_nothing() {
+        let node = Node {
+            metadata: ObjectMeta {
+                name: Some("n1".into()),
+                uid: Some("1234".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let v = serde_json::to_value(owner_reference(&node)).expect("serialises");
+        assert_eq!(
+            v,
+            json!({"apiVersion": "v1", "kind": "Node", "name": "n1", "uid": "1234",
+                   "controller": false, "blockOwnerDeletion": false})
+        );
+        let no_uid = Node::default();
+        assert!(owner_reference(&no_uid).is_none());
+    }
+}

@@ -1,0 +1,373 @@
+//! Server safety: one test at a time, timeouts, bad input, caps, allowlist. After every
+//! misbehaving client the next test must succeed.
+
+mod throughput_support;
+
+use std::time::Duration;
+
+use linkmeter_agent::throughput::client::run_test;
+use linkmeter_agent::throughput::estimator::EstimatorConfig;
+use linkmeter_agent::throughput::protocol::{Cookie, State};
+use linkmeter_agent::throughput::{ClientConfig, Direction, StopReason, ThroughputError};
+use throughput_support::{TestServer, finish_iperf3, have_iperf3, run_iperf3, spawn_iperf3};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+fn client(server: &TestServer, max: Duration) -> ClientConfig {
+    let mut cfg = ClientConfig::new(server.addr);
+    cfg.estimator = EstimatorConfig {
+        max_duration: max,
+        ..EstimatorConfig::default()
+    };
+    cfg
+}
+
+/// A short test of ours that must succeed: the server is serving again.
+async fn next_test_succeeds(server: &mut TestServer) {
+    let cfg = client(server, Duration::from_millis(400));
+    let r = run_test(&cfg, Direction::Send, &mut |_| {})
+        .await
+        .expect("the next test succeeds");
+    assert!(r.bits_per_second > 0.0);
+    let o = server.next_outcome(Duration::from_secs(5)).await;
+    assert!(o.result.is_ok(), "{o:?}");
+}
+
+/// Reads until the server closes the connection; returns what it sent.
+async fn read_to_close(s: &mut TcpStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    let r = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+    let _ = r.expect("server must close the connection");
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_client_is_told_busy() {
+    if !have_iperf3() {
+        return;
+    }
+    let mut server = TestServer::start(|_| {}).await;
+    let port = server.port();
+    let first = spawn_iperf3(&["-c", "127.0.0.1", "-p", &port, "-t", "3"]);
+    // Give the first test time to start, then our own client is refused as busy.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let cfg = client(&server, Duration::from_millis(300));
+    let r = run_test(&cfg, Direction::Send, &mut |_| {}).await;
+    assert!(matches!(r, Err(ThroughputError::Busy)), "{r:?}");
+    let second = run_iperf3(
+        &["-c", "127.0.0.1", "-p", &port, "-t", "1"],
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(!second.success);
+    let text = format!("{}{}", second.stdout, second.stderr);
+    assert!(text.contains("the server is busy running a test"), "{text}");
+    let first = finish_iperf3(first, Duration::from_secs(15)).await;
+    assert!(first.success, "{}\n{}", first.stdout, first.stderr);
+    assert!(
+        server
+            .next_outcome(Duration::from_secs(5))
+            .await
+            .result
+            .is_ok()
+    );
+    next_test_succeeds(&mut server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_client_is_dropped_after_the_timeout() {
+    let mut server = TestServer::start(|_| {}).await;
+    let mut silent = TcpStream::connect(server.addr).await.expect("connect");
+    // While the silent client holds the server, others are refused as busy.
+    let cfg = client(&server, Duration::from_millis(300));
+    let r = run_test(&cfg, Direction::Send, &mut |_| {}).await;
+    assert!(matches!(r, Err(ThroughputError::Busy)), "{r:?}");
+    let o = server.next_outcome(Duration::from_secs(5)).await;
+    assert!(
+        o.result.as_ref().is_err_and(|e| e.contains("timed out")),
+        "{o:?}"
+    );
+    assert!(read_to_close(&mut silent).await.is_empty());
+    next_test_succeeds(&mut server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_stalling_mid_handshake_is_dropped() {
+    let mut server = TestServer::start(|_| {}).await;
+    let mut s = TcpStream::connect(server.addr).await.expect("connect");
+    s.write_all(Cookie::generate().as_bytes())
+        .await
+        .expect("cookie");
+    let mut state = [0u8; 1];
+    s.read_exact(&mut state).await.expect("state");
+    assert_eq!(State::from_byte(state[0]), Some(State::ParamExchange));
+    // Half a parameter message, then nothing.
+    s.write_all(&[0, 0, 0, 40, b'{', b'"'])
+        .await
+        .expect("write");
+    let o = server.next_outcome(Duration::from_secs(5)).await;
+    assert!(
+        o.result
+            .as_ref()
+            .is_err_and(|e| e.contains("timed out waiting for parameters")),
+        "{o:?}"
+    );
+    read_to_close(&mut s).await;
+    next_test_succeeds(&mut server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_that_never_opens_its_streams_is_dropped() {
+    let mut server = TestServer::start(|_| {}).await;
+    let mut s = TcpStream::connect(server.addr).await.expect("connect");
+    s.write_all(Cookie::generate().as_bytes())
+        .await
+        .expect("cookie");
+    let body =
+        br#"{"tcp":true,"omit":0,"time":5,"num":0,"blockcount":0,"parallel":2,"len":131072}"#;
+    let mut msg = (body.len() as u32).to_be_bytes().to_vec();
+    msg.extend_from_slice(body);
+    s.write_all(&msg).await.expect("params");
+    let o = server.next_outcome(Duration::from_secs(5)).await;
+    assert!(
+        o.result.as_ref().is_err_and(|e| e.contains("data streams")),
+        "{o:?}"
+    );
+    let got = read_to_close(&mut s).await;
+    assert_eq!(
+        got,
+        [
+            State::ParamExchange.to_byte(),
+            State::CreateStreams.to_byte()
+        ]
+    );
+    next_test_succeeds(&mut server).await;
+}
+
+/// Sends `bytes` after a valid cookie (or raw, without one) and checks the server
+/// drops the connection, reports an error containing `expect` and keeps serving.
+async fn bad_input(with_cookie: bool, bytes: &[u8], expect: &str) -> Vec<u8> {
+    let mut server = TestServer::start(|_| {}).await;
+    let mut s = TcpStream::connect(server.addr).await.expect("connect");
+    if with_cookie {
+        s.write_all(Cookie::generate().as_bytes())
+            .await
+            .expect("cookie");
+    }
+    // The server may close before reading it all.
+    let _ = s.write_all(bytes).await;
+    let _ = s.shutdown().await;
+    let got = read_to_close(&mut s).await;
+    let o = server.next_outcome(Duration::from_secs(5)).await;
+    assert!(
+        o.result.as_ref().is_err_and(|e| e.contains(expect)),
+        "{expect}: {o:?}"
+    );
+    next_test_succeeds(&mut server).await;
+    got
+}
+
+fn frame(body: &[u8]) -> Vec<u8> {
+    let mut v = (body.len() as u32).to_be_bytes().to_vec();
+    v.extend_from_slice(body);
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncated_params() {
+    bad_input(true, &[0, 0, 0, 80, b'{', b'"', b't'], "closed").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_params() {
+    let mut big = frame(&vec![b' '; 9000]);
+    big.truncate(1000);
+    bad_input(true, &big, "exceeds the 8192-byte limit").await;
+    bad_input(true, &[0xff, 0xff, 0xff, 0xff], "exceeds").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_json_params() {
+    let got = bad_input(true, &frame(b"hello"), "not valid JSON").await;
+    // The client is told why, iperf3-style: SERVER_ERROR, i_errno 114 (IERECVPARAMS).
+    assert_eq!(got[0], State::ParamExchange.to_byte());
+    assert_eq!(got[1], State::ServerError.to_byte());
+    assert_eq!(&got[2..6], &114i32.to_be_bytes());
+    bad_input(true, &frame(b"[1,2,3]"), "not a JSON object").await;
+    bad_input(
+        true,
+        &frame(br#"{"tcp":true,"time":"ten"}"#),
+        "invalid value",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_cookies() {
+    // Too short, then the client closes.
+    bad_input(false, b"abcdefghij", "closed").await;
+    // 37 bytes without the terminating NUL.
+    bad_input(false, &[b'a'; 37], "malformed cookie").await;
+    // Binary garbage.
+    let garbage: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
+    bad_input(false, &garbage, "malformed cookie").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsupported_options_are_refused_with_server_error() {
+    for (body, name) in [
+        (&br#"{"udp":true,"time":1,"parallel":1}"#[..], "udp"),
+        (br#"{"sctp":true,"time":1,"parallel":1}"#, "sctp"),
+        (
+            br#"{"tcp":true,"bidirectional":true,"parallel":1}"#,
+            "bidirectional",
+        ),
+        (br#"{"tcp":true,"parallel":1000}"#, "parallel"),
+    ] {
+        let got = bad_input(true, &frame(body), name).await;
+        assert_eq!(got[1], State::ServerError.to_byte(), "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn iperf3_udp_client_gets_an_error() {
+    if !have_iperf3() {
+        return;
+    }
+    let mut server = TestServer::start(|_| {}).await;
+    let port = server.port();
+    let run = run_iperf3(
+        &["-c", "127.0.0.1", "-p", &port, "-u", "-t", "1"],
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(!run.success);
+    let text = format!("{}{}", run.stdout, run.stderr);
+    assert!(text.contains("not implemented"), "{text}");
+    let o = server.next_outcome(Duration::from_secs(5)).await;
+    assert!(o.result.as_ref().is_err_and(|e| e.contains("udp")), "{o:?}");
+    next_test_succeeds(&mut server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_junk_connections_do_not_wedge_the_server() {
+    let mut server = TestServer::start(|c| c.control_timeout = Duration::from_millis(300)).await;
+    for i in 0..100u32 {
+        let mut s = TcpStream::connect(server.addr).await.expect("connect");
+        let _ = s.write_all(&i.to_be_bytes().repeat(20)).await;
+        drop(s);
+    }
+    // Drain the outcomes of the junk tests that got the slot.
+    loop {
+        match tokio::time::timeout(Duration::from_millis(800), server.outcomes.recv()).await {
+            Ok(Ok(o)) => assert!(o.result.is_err()),
+            // More outcomes than the channel keeps: fine, keep draining.
+            Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
+            _ => break,
+        }
+    }
+    next_test_succeeds(&mut server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_caps_end_long_tests() {
+    let mut server = TestServer::start(|c| c.max_duration = Duration::from_millis(700)).await;
+    // Our client asks for 5 s; the server ends the test at its own cap.
+    let cfg = client(&server, Duration::from_secs(5));
+    let mut tight = cfg.clone();
+    tight.estimator.tolerance = 0.0; // never converge on its own
+    let r = run_test(&tight, Direction::Receive, &mut |_| {})
+        .await
+        .expect("capped test still reports");
+    assert_eq!(r.stop, StopReason::ServerTerminated);
+    assert!(r.bits_per_second > 0.0);
+    let s = server
+        .next_outcome(Duration::from_secs(5))
+        .await
+        .result
+        .expect("summary");
+    assert!(s.capped && s.seconds < 2.0, "{s:?}");
+    // Byte cap, with stock iperf3.
+    if have_iperf3() {
+        let mut server = TestServer::start(|c| c.max_bytes = 50_000_000).await;
+        let port = server.port();
+        let run = run_iperf3(
+            &["-c", "127.0.0.1", "-p", &port, "-t", "10"],
+            Duration::from_secs(20),
+        )
+        .await;
+        assert!(!run.success);
+        let text = format!("{}{}", run.stdout, run.stderr);
+        assert!(text.contains("the server has terminated"), "{text}");
+        let s = server
+            .next_outcome(Duration::from_secs(5))
+            .await
+            .result
+            .expect("summary");
+        assert!(s.capped && s.bytes >= 50_000_000, "{s:?}");
+        next_test_succeeds(&mut server).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allowlist() {
+    let server = TestServer::start(|c| c.allow = vec!["10.0.0.0/8".parse().expect("cidr")]).await;
+    let r = run_test(
+        &client(&server, Duration::from_millis(300)),
+        Direction::Send,
+        &mut |_| {},
+    )
+    .await;
+    assert!(r.is_err(), "{r:?}");
+    let mut server = TestServer::start(|c| {
+        c.allow = vec![
+            "10.0.0.0/8".parse().expect("cidr"),
+            "127.0.0.0/8".parse().expect("cidr"),
+        ]
+    })
+    .await;
+    next_test_succeeds(&mut server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_testing_a_peer_answers_busy_until_its_own_test_ends() {
+    if !have_iperf3() {
+        return;
+    }
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(1));
+    let shared = gate.clone();
+    let mut server = TestServer::start(move |c| c.gate = Some(shared)).await;
+    let port = server.port();
+    // The node's own client holds the gate (it is testing a peer): a stock client is
+    // refused as busy.
+    let own_test = gate.clone().try_acquire_owned().expect("gate free");
+    let refused = run_iperf3(
+        &["-c", "127.0.0.1", "-p", &port, "-t", "1"],
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(!refused.success);
+    let text = format!("{}{}", refused.stdout, refused.stderr);
+    assert!(text.contains("the server is busy running a test"), "{text}");
+    // Our own test ends: the server takes tests again, and holds the gate while it does.
+    drop(own_test);
+    let first = spawn_iperf3(&["-c", "127.0.0.1", "-p", &port, "-t", "2"]);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        gate.clone().try_acquire_owned().is_err(),
+        "a served test holds the node's gate"
+    );
+    let first = finish_iperf3(first, Duration::from_secs(15)).await;
+    assert!(first.success, "{}\n{}", first.stdout, first.stderr);
+    assert!(
+        server
+            .next_outcome(Duration::from_secs(5))
+            .await
+            .result
+            .is_ok()
+    );
+    assert!(
+        gate.try_acquire_owned().is_ok(),
+        "the gate is free again after the test"
+    );
+}
