@@ -33,6 +33,10 @@
 #   LINKMETER_KUBE_OWNER_PID   with `start`: stop everything when this process exits, so a
 #                              killed test run does not leave etcd/kube-apiserver behind
 #   LINKMETER_KUBE_START_TIMEOUT  seconds to wait for readiness (default 60)
+#   LINKMETER_KUBE_BIND        with `start`: the IPv4 address kube-apiserver listens on
+#                              (default 127.0.0.1). It must already be a local address;
+#                              tests use one on a lab device so that network-lab
+#                              namespaces can reach the server. etcd stays on loopback.
 set -euo pipefail
 
 prog=kube-env.sh
@@ -366,9 +370,10 @@ ETCD_PORT=$ETCD_PORT
 ETCD_PEER_PORT=$ETCD_PEER_PORT
 ETCD_PID=$ETCD_PID
 APISERVER_PORT=$APISERVER_PORT
+APISERVER_BIND=${APISERVER_BIND:-127.0.0.1}
 APISERVER_PID=${APISERVER_PID:-}
 WATCHDOG_PID=${WATCHDOG_PID:-}
-SERVER_URL=https://127.0.0.1:$APISERVER_PORT
+SERVER_URL=https://${APISERVER_BIND:-127.0.0.1}:$APISERVER_PORT
 ADMIN_TOKEN=$ADMIN_TOKEN
 KUBECONFIG=$dir/kubeconfig
 EOF
@@ -397,9 +402,11 @@ wait_http_ok() { # URL TIMEOUT PID NAME [curl args...]
 launch_apiserver() {
   local dir=$1 timeout=${LINKMETER_KUBE_START_TIMEOUT:-60}
   local issuer=https://kubernetes.default.svc.cluster.local
+  # Environments started before APISERVER_BIND existed have none in their env file.
+  APISERVER_BIND=${APISERVER_BIND:-127.0.0.1}
   setsid "$KUBE_APISERVER" \
-    --advertise-address=127.0.0.1 \
-    --bind-address=127.0.0.1 \
+    --advertise-address="$APISERVER_BIND" \
+    --bind-address="$APISERVER_BIND" \
     --secure-port="$APISERVER_PORT" \
     --insecure-port=0 \
     --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
@@ -418,7 +425,7 @@ launch_apiserver() {
     >>"$dir/kube-apiserver.log" 2>&1 </dev/null &
   APISERVER_PID=$!
   write_env "$dir"
-  if ! wait_http_ok "https://127.0.0.1:$APISERVER_PORT/readyz" "$timeout" "$APISERVER_PID" kube-apiserver \
+  if ! wait_http_ok "https://$APISERVER_BIND:$APISERVER_PORT/readyz" "$timeout" "$APISERVER_PID" kube-apiserver \
     -H "Authorization: Bearer $ADMIN_TOKEN"; then
     log "last lines of $dir/kube-apiserver.log:"
     tail -30 "$dir/kube-apiserver.log" >&2
@@ -428,7 +435,7 @@ launch_apiserver() {
   # expect it, so wait for it too.
   local deadline=$((SECONDS + timeout))
   until curl -ksf --max-time 2 -H "Authorization: Bearer $ADMIN_TOKEN" \
-    "https://127.0.0.1:$APISERVER_PORT/api/v1/namespaces/default" >/dev/null 2>&1; do
+    "https://$APISERVER_BIND:$APISERVER_PORT/api/v1/namespaces/default" >/dev/null 2>&1; do
     ((SECONDS < deadline)) || {
       log "namespace default did not appear"
       return 1
@@ -451,6 +458,9 @@ cmd_start() {
   command -v curl >/dev/null || die "curl is needed (apt-get install curl)"
 
   ETCD_PID="" APISERVER_PID="" WATCHDOG_PID=""
+  APISERVER_BIND=${LINKMETER_KUBE_BIND:-127.0.0.1}
+  [[ $APISERVER_BIND =~ ^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$ ]] ||
+    die "LINKMETER_KUBE_BIND=$APISERVER_BIND: want an IPv4 address"
   # On any failure from here on, take down what was started.
   START_DIR=$dir
   trap 'rc=$?; if ((rc != 0)); then log "start failed; cleaning up"; stop_all "$START_DIR"; fi' EXIT
@@ -461,7 +471,7 @@ cmd_start() {
   echo "$ADMIN_TOKEN,admin,linkmeter-admin,\"system:masters\"" >"$dir/pki/tokens.csv"
   openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj /CN=kube-apiserver \
     -keyout "$dir/pki/serving.key" -out "$dir/pki/serving.crt" \
-    -addext "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default.svc" \
+    -addext "subjectAltName=IP:127.0.0.1,IP:$APISERVER_BIND,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default.svc" \
     2>/dev/null || die "openssl could not make the serving certificate"
   openssl genrsa -out "$dir/pki/sa.key" 2048 2>/dev/null
   openssl rsa -in "$dir/pki/sa.key" -pubout -out "$dir/pki/sa.pub" 2>/dev/null
@@ -501,7 +511,7 @@ kind: Config
 clusters:
 - name: linkmeter-test
   cluster:
-    server: https://127.0.0.1:$APISERVER_PORT
+    server: https://$APISERVER_BIND:$APISERVER_PORT
     insecure-skip-tls-verify: true
 users:
 - name: admin
@@ -529,7 +539,7 @@ EOF
   fi
   write_env "$dir"
   trap - EXIT
-  log "kube-apiserver ready at https://127.0.0.1:$APISERVER_PORT (etcd :$ETCD_PORT)"
+  log "kube-apiserver ready at https://$APISERVER_BIND:$APISERVER_PORT (etcd :$ETCD_PORT)"
   log "kubeconfig: $dir/kubeconfig"
 }
 
@@ -578,7 +588,7 @@ cmd_start_apiserver() {
   # process lingering in TIME_WAIT do not block the bind.
   launch_apiserver "$dir" || exit 1
   trap - EXIT
-  log "kube-apiserver ready again at https://127.0.0.1:$APISERVER_PORT"
+  log "kube-apiserver ready again at https://$APISERVER_BIND:$APISERVER_PORT"
 }
 
 case ${1:-} in

@@ -137,6 +137,14 @@ impl KubeEnv {
     /// environment. Fails with the script's output, including the tail of the
     /// kube-apiserver log, when the server does not come up.
     pub fn start() -> Result<Self> {
+        Self::start_bound(None)
+    }
+
+    /// Like [`KubeEnv::start`], with kube-apiserver listening on `bind` instead of
+    /// 127.0.0.1 (`LINKMETER_KUBE_BIND`). `bind` must already be an address of this
+    /// host, e.g. one from [`crate::lab::Lab::host_address`] that lab namespaces reach through
+    /// [`crate::lab::Lab::link_to_host`]. etcd stays on loopback.
+    pub fn start_bound(bind: Option<std::net::Ipv4Addr>) -> Result<Self> {
         let binaries = install().context(
             "installing the Kubernetes test environment (scripts/kube-env.sh install); \
              set LINKMETER_SKIP_KUBE=1 to skip Kubernetes tests",
@@ -145,7 +153,7 @@ impl KubeEnv {
         // port; the loser fails to bind, so try once more with new ports.
         let mut last_err = None;
         for _ in 0..3 {
-            match Self::start_once(binaries.clone()) {
+            match Self::start_once(binaries.clone(), bind) {
                 Ok(env) => return Ok(env),
                 Err(e) if format!("{e:#}").contains("address already in use") => {
                     last_err = Some(e);
@@ -156,7 +164,7 @@ impl KubeEnv {
         Err(last_err.unwrap_or_else(|| anyhow!("kube-env start failed")))
     }
 
-    fn start_once(binaries: Binaries) -> Result<Self> {
+    fn start_once(binaries: Binaries, bind: Option<std::net::Ipv4Addr>) -> Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("linkmeter-kube-")
             .tempdir()
@@ -166,17 +174,19 @@ impl KubeEnv {
             .to_str()
             .context("temporary directory path is not UTF-8")?
             .to_owned();
-        run_script(
-            &["start", &dir_str],
-            &[
-                // The script's watchdog stops everything if this process dies
-                // without dropping the environment.
-                ("LINKMETER_KUBE_OWNER_PID", std::process::id().to_string()),
-                // Use exactly the binaries install() reported.
-                ("KUBECTL", binaries.kubectl.display().to_string()),
-            ],
-        )
-        .context("starting the Kubernetes test environment; set LINKMETER_SKIP_KUBE=1 to skip")?;
+        let mut env = vec![
+            // The script's watchdog stops everything if this process dies
+            // without dropping the environment.
+            ("LINKMETER_KUBE_OWNER_PID", std::process::id().to_string()),
+            // Use exactly the binaries install() reported.
+            ("KUBECTL", binaries.kubectl.display().to_string()),
+        ];
+        if let Some(addr) = bind {
+            env.push(("LINKMETER_KUBE_BIND", addr.to_string()));
+        }
+        run_script(&["start", &dir_str], &env).context(
+            "starting the Kubernetes test environment; set LINKMETER_SKIP_KUBE=1 to skip",
+        )?;
         let env_text = std::fs::read_to_string(dir.path().join("env"))
             .context("reading the environment file the script wrote")?;
         let vars = parse_env(&env_text);
@@ -221,7 +231,7 @@ impl KubeEnv {
         &self.kubeconfig
     }
 
-    /// `https://127.0.0.1:PORT`.
+    /// `https://127.0.0.1:PORT` (or the address given to [`KubeEnv::start_bound`]).
     pub fn server_url(&self) -> &str {
         &self.server_url
     }

@@ -14,11 +14,15 @@
 //!
 //! Usage: `lab-relay --delay-us N [--drop-every N] [--drop-dir ab|ba|both]
 //! [--rate-kbit N] [--queue N] [--name PATTERN]`
+//!
+//! Commands on stdin, one per line: `delay-us N` sets the one-way delay of both
+//! directions for packets arriving from then on (packets already queued keep their
+//! release time). Unknown lines are reported on stderr and ignored.
 
 use std::collections::VecDeque;
 use std::ffi::CStr;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -28,6 +32,10 @@ use std::time::{Duration, Instant};
 /// Largest packet a TUN device can hand us (its MTU is 1500, but a user may
 /// raise it; 64 KiB covers any IPv4/IPv6 packet).
 const MAX_PACKET: usize = 65_536;
+
+/// The current one-way delay in microseconds: set from `--delay-us`, changed by
+/// `delay-us N` on stdin, read by both readers for every packet.
+static DELAY_US: AtomicU64 = AtomicU64::new(0);
 
 /// Parsed command line.
 #[derive(Debug, Clone)]
@@ -202,7 +210,10 @@ fn reader(mut input: File, dir: Arc<Direction>, cfg: Config) {
             continue;
         }
         let was_empty = packets.is_empty();
-        packets.push_back((depart + cfg.delay, buf[..len].to_vec()));
+        let delay = Duration::from_micros(DELAY_US.load(Ordering::Relaxed));
+        // After a delay decrease, a new packet may be due before older ones; it
+        // then waits behind them (FIFO), as on a path whose queue drains first.
+        packets.push_back((depart + delay, buf[..len].to_vec()));
         drop(packets);
         // The sender only sleeps without a deadline when the queue is empty.
         if was_empty {
@@ -308,11 +319,34 @@ fn stats_line(dirs: &[Arc<Direction>]) -> String {
         .join("; ")
 }
 
+/// Applies one stdin command.
+fn command(line: &str) {
+    let mut words = line.split_whitespace();
+    match (
+        words.next(),
+        words.next().map(str::parse::<u64>),
+        words.next(),
+    ) {
+        (None, _, _) => {}
+        (Some("delay-us"), Some(Ok(us)), None) => {
+            DELAY_US.store(us, Ordering::Relaxed);
+            let _ = writeln!(io::stderr(), "lab-relay: delay now {us} us");
+        }
+        _ => {
+            let _ = writeln!(io::stderr(), "lab-relay: ignoring command {line:?}");
+        }
+    }
+}
+
 fn main() {
     let cfg = match parse_args() {
         Ok(cfg) => cfg,
         Err(e) => exit_with("args", &e, 2),
     };
+    DELAY_US.store(
+        u64::try_from(cfg.delay.as_micros()).unwrap_or(u64::MAX),
+        Ordering::Relaxed,
+    );
     // Timer slack defaults to 50 us; a sleep overshooting by that much per
     // direction would eat a third of the 2 % accuracy budget at 7 ms. Threads
     // inherit the slack, so set it before spawning them.
@@ -354,13 +388,14 @@ fn main() {
     }
     drop(stdout);
 
-    // Block until the harness closes our stdin (or dies).
-    let mut sink = [0u8; 256];
+    // Serve commands until the harness closes our stdin (or dies).
+    let mut line = String::new();
     let mut stdin = io::stdin().lock();
     loop {
-        match stdin.read(&mut sink) {
+        line.clear();
+        match stdin.read_line(&mut line) {
             Ok(0) => break,
-            Ok(_) => {}
+            Ok(_) => command(line.trim()),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => break,
         }

@@ -26,6 +26,17 @@ pub(crate) fn new_lab_id() -> String {
     )
 }
 
+/// Name of a lab device in the root namespace: `lm<lab>-<kind><index>`, which
+/// [`owner_pid`] parses like a namespace name, so [`cleanup_stale`] finds it too.
+pub(crate) fn host_device_name(lab_id: &str, kind: &str, index: usize) -> Result<String> {
+    let name = format!("{PREFIX}{lab_id}-{kind}{index}");
+    anyhow::ensure!(
+        name.len() < 16,
+        "device name {name} is longer than the kernel's 15 bytes"
+    );
+    Ok(name)
+}
+
 /// Namespace name of `node` in lab `lab_id`.
 pub(crate) fn netns_name(lab_id: &str, node: &str) -> String {
     format!("{PREFIX}{lab_id}-{node}")
@@ -48,8 +59,9 @@ fn pid_alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
 
-/// Deletes every lab namespace (`lm<pid>x<n>-<node>`) whose owning process
-/// no longer exists, e.g. because a test run was killed before its `Lab`
+/// Deletes every lab namespace (`lm<pid>x<n>-<node>`), and every lab device in
+/// the root namespace (`lm<pid>x<n>-<kind><i>`), whose owning process no longer
+/// exists, e.g. because a test run was killed before its `Lab`
 /// was dropped. Relays of such runs have already exited (their stdin
 /// closed), and deleting a namespace removes the devices inside it.
 /// Returns the names it deleted.
@@ -65,6 +77,24 @@ pub fn cleanup_stale() -> Result<Vec<String>> {
         // Another process may be sweeping at the same moment; losing that
         // race is fine, so only report what this call removed.
         if netns::delete(&name).is_ok() {
+            deleted.push(name);
+        }
+    }
+    // Devices of Lab::host_address / link_to_host in the root namespace. `ip -o
+    // link` prints `N: name[@peer]: <...`.
+    let links = netns::run("ip", &["-o", "link", "show"])?;
+    for line in links.lines() {
+        let Some(name) = line
+            .split(':')
+            .nth(1)
+            .map(|n| n.trim().split('@').next().unwrap_or_default().to_owned())
+        else {
+            continue;
+        };
+        let Some(pid) = owner_pid(&name) else {
+            continue;
+        };
+        if !pid_alive(pid) && netns::run("ip", &["link", "delete", &name]).is_ok() {
             deleted.push(name);
         }
     }

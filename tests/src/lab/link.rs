@@ -165,6 +165,18 @@ pub(crate) fn link_addrs(index: usize) -> Result<(Ipv4Addr, Ipv4Addr)> {
     Ok((Ipv4Addr::from(net + 1), Ipv4Addr::from(net + 2)))
 }
 
+/// The /30 of host link number `index` in 10.79.0.0/16: (.1 for the root
+/// namespace's end, .2 for the node's).
+pub(crate) fn host_link_addrs(index: usize) -> Result<(Ipv4Addr, Ipv4Addr)> {
+    let base = u32::try_from(index)
+        .ok()
+        .filter(|i| *i < 16_384)
+        .context("a lab supports at most 16384 host links")?
+        * 4;
+    let net = u32::from(Ipv4Addr::new(10, 79, 0, 0)) + base;
+    Ok((Ipv4Addr::from(net + 1), Ipv4Addr::from(net + 2)))
+}
+
 /// Interface name `<kind><index>-<peer>`, cut to the kernel's 15 bytes
 /// (node names are ASCII, so cutting at a byte is safe).
 pub(crate) fn if_name(kind: char, index: usize, peer: &str) -> String {

@@ -26,6 +26,12 @@
 //! # Ok(()) }
 //! ```
 //!
+//! A lab can also reach a service of the test host itself: [`Lab::host_address`]
+//! puts an address (e.g. 10.76.255.1/32) on a device of its own in the root namespace
+//! for the service to bind, and [`Lab::link_to_host`] gives a node a veth to the root
+//! namespace (a /30 from 10.79.0.0/16) with a route to that address. Nothing else
+//! in the root namespace changes, and the devices go with the lab.
+//!
 //! The lab needs root. Without it, [`Lab::new`] fails with a clear message;
 //! set `LINKMETER_SKIP_LAB=1` to make [`Lab::new_or_skip`] skip instead.
 
@@ -40,6 +46,7 @@ use std::ffi::OsStr;
 use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard, Once};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 
@@ -98,6 +105,10 @@ struct State {
     links: Vec<LinkInfo>,
     relays: Vec<Relay>,
     children: Vec<SharedChild>,
+    /// Devices in the root namespace (of [`Lab::host_address`]).
+    host_devices: Vec<String>,
+    /// Number of [`Lab::link_to_host`] links made.
+    host_links: usize,
 }
 
 /// A set of namespaces, links and processes that is torn down on drop.
@@ -270,6 +281,96 @@ impl Lab {
         Ok(ChildGuard::new(shared, pid))
     }
 
+    /// Changes the one-way delay of a delay link built by [`Lab::link`], in both
+    /// directions, for packets sent from now on. Fails for a veth link.
+    pub fn set_delay(&self, link: &LinkInfo, one_way: Duration) -> Result<()> {
+        let pid = link
+            .relay_pid
+            .with_context(|| format!("link {}-{} is not a delay link", link.a, link.b))?;
+        let mut state = self.state();
+        let relay = state
+            .relays
+            .iter_mut()
+            .find(|r| r.pid() == pid)
+            .with_context(|| format!("no relay {pid} in lab {}", self.id))?;
+        relay.set_delay(one_way)
+    }
+
+    /// Puts `addr`/32 on a device of its own in the root namespace, so a service
+    /// of the test host can bind it and lab nodes can reach it through
+    /// [`Lab::link_to_host`]. The device is deleted with the lab.
+    ///
+    /// The device is one end of a veth pair whose other end also stays in the root
+    /// namespace: this kernel has no `dummy` module, and a veth is up (with carrier)
+    /// once both ends are.
+    pub fn host_address(&self, addr: Ipv4Addr) -> Result<()> {
+        let mut state = self.state();
+        let index = state.host_devices.len();
+        let dev = cleanup::host_device_name(&self.id, "h", index)?;
+        let peer = cleanup::host_device_name(&self.id, "p", index)?;
+        netns::run(
+            "ip",
+            &["link", "add", &dev, "type", "veth", "peer", "name", &peer],
+        )?;
+        // Deleting one end deletes the pair.
+        state.host_devices.push(dev.clone());
+        let cidr = format!("{addr}/32");
+        netns::run("ip", &["addr", "add", &cidr, "dev", &dev])?;
+        // A local address on a down device gets no local route.
+        for d in [&peer, &dev] {
+            netns::run("ip", &["link", "set", "dev", d, "up"])?;
+        }
+        Ok(())
+    }
+
+    /// Joins `node` to the root namespace with a veth pair (a /30 from
+    /// 10.79.0.0/16) and routes `host_addr`/32 from `node` over it. Traffic leaves
+    /// with the veth's address as source, which the root namespace reaches over the
+    /// pair's own subnet, so the root namespace needs no route to lab addresses.
+    /// Deleting the node's namespace (when the lab is dropped) deletes the pair.
+    pub fn link_to_host(&self, node: &Node, host_addr: Ipv4Addr) -> Result<()> {
+        let mut state = self.state();
+        ensure!(
+            state.nodes.contains(node),
+            "node {:?} is not part of lab {}",
+            node.name,
+            self.id
+        );
+        let index = state.host_links;
+        let (host_end, node_end) = link::host_link_addrs(index)?;
+        let root_if = cleanup::host_device_name(&self.id, "v", index)?;
+        let node_if = format!("host{index}");
+        netns::run(
+            "ip",
+            &[
+                "link",
+                "add",
+                &root_if,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &node_if,
+                "netns",
+                &node.netns,
+            ],
+        )?;
+        state.host_links += 1;
+        let host_cidr = format!("{host_end}/30");
+        netns::run("ip", &["addr", "add", &host_cidr, "dev", &root_if])?;
+        netns::run("ip", &["link", "set", "dev", &root_if, "up"])?;
+        let node_cidr = format!("{node_end}/30");
+        netns::ip_in(&node.netns, &["addr", "add", &node_cidr, "dev", &node_if])?;
+        netns::ip_in(&node.netns, &["link", "set", "dev", &node_if, "up"])?;
+        let dst = format!("{host_addr}/32");
+        let via = host_end.to_string();
+        netns::ip_in(
+            &node.netns,
+            &["route", "add", &dst, "via", &via, "dev", &node_if],
+        )?;
+        Ok(())
+    }
+
     /// Names of the lab's namespaces.
     pub fn netns_names(&self) -> Vec<String> {
         self.state().nodes.iter().map(|n| n.netns.clone()).collect()
@@ -307,6 +408,11 @@ impl Drop for Lab {
         }
         for node in state.nodes.drain(..) {
             if let Err(e) = netns::delete(&node.netns) {
+                eprintln!("lab {}: {e:#}", self.id);
+            }
+        }
+        for dev in state.host_devices.drain(..) {
+            if let Err(e) = netns::run("ip", &["link", "delete", &dev]) {
                 eprintln!("lab {}: {e:#}", self.id);
             }
         }

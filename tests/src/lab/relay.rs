@@ -1,6 +1,6 @@
 //! Starting and stopping `lab-relay` processes (the delay links).
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::thread;
@@ -105,6 +105,15 @@ impl Relay {
 
     pub(crate) fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Changes the one-way delay of both directions for packets arriving from now
+    /// on (the relay's `delay-us` command).
+    pub(crate) fn set_delay(&mut self, one_way: Duration) -> Result<()> {
+        let stdin = self.stdin.as_mut().context("relay already stopped")?;
+        writeln!(stdin, "delay-us {}", one_way.as_micros())
+            .and_then(|()| stdin.flush())
+            .context("sending a command to lab-relay")
     }
 
     /// Stops the relay (stdin EOF, then SIGKILL after a grace period) and
