@@ -18,32 +18,20 @@ done
 cargo build -q --release -p linkmeter-agent
 bin=$PWD/target/release/linkmeter-agent
 
+source scripts/lib/star.sh
 tag="lmo$$"
 hub="${tag}-hub"
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  for ns in $(ip netns list | awk '{print $1}' | grep "^${tag}-" || true); do ip netns del "$ns" 2>/dev/null || true; done
+  star_delete "$tag"
 }
 trap cleanup EXIT
-ip netns add "$hub"
-ip -n "$hub" link set lo up
+star_create "$tag" "$peers" 100mbit
 args=()
 for i in $(seq 1 "$peers"); do
-  ns="${tag}-p$i"
-  ip netns add "$ns"
-  ip -n "$ns" link set lo up
-  ip link add "${tag}h$i" netns "$hub" type veth peer name "${tag}p$i" netns "$ns"
-  ip -n "$hub" addr add "10.79.$i.1/30" dev "${tag}h$i"
-  ip -n "$ns" addr add "10.79.$i.2/30" dev "${tag}p$i"
-  ip -n "$hub" link set "${tag}h$i" up
-  ip -n "$ns" link set "${tag}p$i" up
-  for end in "$hub ${tag}h$i" "$ns ${tag}p$i"; do
-    set -- $end
-    ip netns exec "$1" tc qdisc add dev "$2" root tbf rate 100mbit burst 32kb latency 20ms
-  done
-  ip netns exec "$ns" iperf3 -s -B "10.79.$i.2" >/dev/null 2>&1 &
+  ip netns exec "${tag}-p$i" iperf3 -s -B "10.79.$i.2" >/dev/null 2>&1 &
   pids+=($!)
   args+=(--peer "p$i=10.79.$i.2")
 done

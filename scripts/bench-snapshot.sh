@@ -15,26 +15,13 @@ command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -
 cargo build -q --release -p linkmeter-agent
 bin=target/release/linkmeter-agent
 
+source scripts/lib/star.sh
 tag="lmb$$"
 hub="${tag}-hub"
-cleanup() {
-  for ns in $(ip netns list | awk '{print $1}' | grep "^${tag}-" || true); do ip netns del "$ns" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-ip netns add "$hub"
-ip -n "$hub" link set lo up
+trap 'star_delete "$tag"' EXIT
+star_create "$tag" "$peers"
 args=()
-for i in $(seq 1 "$peers"); do
-  ns="${tag}-p$i"
-  ip netns add "$ns"
-  ip -n "$ns" link set lo up
-  ip link add "${tag}h$i" netns "$hub" type veth peer name "${tag}p$i" netns "$ns"
-  ip -n "$hub" addr add "10.79.$i.1/30" dev "${tag}h$i"
-  ip -n "$ns" addr add "10.79.$i.2/30" dev "${tag}p$i"
-  ip -n "$hub" link set "${tag}h$i" up
-  ip -n "$ns" link set "${tag}p$i" up
-  args+=(--peer "10.79.$i.2")
-done
+for i in $(seq 1 "$peers"); do args+=(--peer "10.79.$i.2"); done
 
 out=$(mktemp)
 ip netns exec "$hub" /usr/bin/time -v "$bin" snapshot --no-gpu "${args[@]}" \
