@@ -33,6 +33,23 @@ pub fn http_get(netns: Option<&str>, url: &str, accept: Option<&str>) -> Result<
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Port lab agents serve HTTP on, at their node address.
+pub const LAB_HTTP_PORT: u16 = 9477;
+
+/// The agent's `/metrics` scrape on lab node `node` (port [`LAB_HTTP_PORT`]).
+pub fn lab_metrics(node: &crate::lab::Node) -> Option<String> {
+    let url = format!("http://{}:{LAB_HTTP_PORT}/metrics", node.addr());
+    http_get(Some(node.netns()), &url, None).ok()
+}
+
+/// The agent's `/report` on lab node `node`, parsed.
+pub fn lab_report(
+    node: &crate::lab::Node,
+) -> Option<linkmeter_aggregator::api::NodeTopologyStatus> {
+    let url = format!("http://{}:{LAB_HTTP_PORT}/report", node.addr());
+    serde_json::from_str(&http_get(Some(node.netns()), &url, None).ok()?).ok()
+}
+
 /// The value of the sample `name{labels…}` in a Prometheus text scrape, matching the
 /// given labels (others may be present).
 pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {

@@ -6,15 +6,16 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use linkmeter_aggregator::api::NodeTopologyStatus;
-use linkmeter_tests::agent::{AgentProcess, http_get, sample, wait_for};
+use linkmeter_tests::agent::{
+    AgentProcess, LAB_HTTP_PORT, lab_metrics, lab_report, sample, wait_for,
+};
 use linkmeter_tests::bins;
 use linkmeter_tests::lab::{DelaySpec, Lab, Node, VethSpec};
 
 /// These tests load both cores (agents, relays, throughput tests); one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-const HTTP_PORT: u16 = 9477;
+const HTTP_PORT: u16 = LAB_HTTP_PORT;
 
 fn agent_cmd(lab: &Lab, node: &Node, peers: &[&Node], extra: &[&str]) -> Command {
     let mut cmd = lab.command(node, bins::agent());
@@ -32,25 +33,6 @@ fn agent_cmd(lab: &Lab, node: &Node, peers: &[&Node], extra: &[&str]) -> Command
         cmd.args(["--peer", &format!("{}={}", p.name(), p.addr())]);
     }
     cmd
-}
-
-fn metrics(node: &Node) -> Option<String> {
-    http_get(
-        Some(node.netns()),
-        &format!("http://{}:{HTTP_PORT}/metrics", node.addr()),
-        None,
-    )
-    .ok()
-}
-
-fn report(node: &Node) -> Option<NodeTopologyStatus> {
-    let body = http_get(
-        Some(node.netns()),
-        &format!("http://{}:{HTTP_PORT}/report", node.addr()),
-        None,
-    )
-    .ok()?;
-    serde_json::from_str(&body).ok()
 }
 
 #[test]
@@ -110,7 +92,7 @@ fn three_agents_measure_delays_and_rates() {
     let complete = wait_for(Duration::from_secs(120), Duration::from_secs(1), || {
         let mut all = Vec::new();
         for (node, peers) in &pairs {
-            let text = metrics(node)?;
+            let text = lab_metrics(node)?;
             for p in peers {
                 sample(&text, "linkmeter_peer_rtt_seconds_count", &[("peer", p)])
                     .filter(|v| *v >= 6.0)?;
@@ -148,7 +130,7 @@ fn three_agents_measure_delays_and_rates() {
         _ => 4.0,
     };
     for (node, peers) in &pairs {
-        let st = report(node).expect("report");
+        let st = lab_report(node).expect("report");
         for p in peers {
             let l = st.links.iter().find(|l| l.peer == *p).expect("link listed");
             let p50_ms = l.rtt_p50_us.expect("p50") as f64 / 1000.0;
@@ -210,7 +192,7 @@ fn a_peer_that_goes_away_shows_loss_without_stalling_others_and_recovers() {
     let loss = |text: &str, p: &str| sample(text, "linkmeter_peer_loss_ratio", &[("peer", p)]);
 
     let before = wait_for(Duration::from_secs(15), Duration::from_millis(250), || {
-        let t = metrics(&a)?;
+        let t = lab_metrics(&a)?;
         (count(&t, "b")? >= 4.0 && loss(&t, "b")? == 0.0).then_some(t)
     })
     .unwrap_or_else(|| panic!("no clean start:\n{}", agent.log()));
@@ -224,7 +206,7 @@ fn a_peer_that_goes_away_shows_loss_without_stalling_others_and_recovers() {
         .expect("ip");
     assert!(down.success());
     let during = wait_for(Duration::from_secs(15), Duration::from_millis(250), || {
-        let t = metrics(&a)?;
+        let t = lab_metrics(&a)?;
         (loss(&t, "b")? >= 0.99).then_some(t)
     })
     .unwrap_or_else(|| panic!("loss to b never rose:\n{}", agent.log()));
@@ -261,7 +243,7 @@ fn a_peer_that_goes_away_shows_loss_without_stalling_others_and_recovers() {
         .expect("ip route");
     assert!(route.success());
     let after = wait_for(Duration::from_secs(20), Duration::from_millis(250), || {
-        let t = metrics(&a)?;
+        let t = lab_metrics(&a)?;
         (loss(&t, "b")? == 0.0 && count(&t, "b")? > b_count).then_some(t)
     });
     assert!(

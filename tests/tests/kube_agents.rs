@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use linkmeter_aggregator::api::NodeTopologyStatus;
-use linkmeter_tests::agent::{AgentProcess, http_get, sample, wait_for};
+use linkmeter_tests::agent::{
+    AgentProcess, LAB_HTTP_PORT, lab_metrics, lab_report, sample, wait_for,
+};
 use linkmeter_tests::bins;
 use linkmeter_tests::kube_env::{self, KubeEnv};
 use linkmeter_tests::lab::{DelaySpec, Lab, Node, VethSpec};
@@ -29,7 +31,7 @@ use serde_json::Value;
 
 /// Where the API server listens: a lab-only address on a device of its own.
 const API_ADDR: Ipv4Addr = Ipv4Addr::new(10, 76, 255, 1);
-const HTTP_PORT: u16 = 9477;
+const HTTP_PORT: u16 = LAB_HTTP_PORT;
 /// Publisher settings of the test agents (production: 60s / 5m).
 const MIN_INTERVAL: Duration = Duration::from_secs(5);
 const HEARTBEAT: Duration = Duration::from_secs(20);
@@ -122,28 +124,9 @@ fn link_p(status: &NodeTopologyStatus, peer: &str, p90: bool) -> Option<f64> {
     Some(us as f64 / 1000.0)
 }
 
-fn metrics(node: &Node) -> Option<String> {
-    http_get(
-        Some(node.netns()),
-        &format!("http://{}:{HTTP_PORT}/metrics", node.addr()),
-        None,
-    )
-    .ok()
-}
-
-fn report(node: &Node) -> Option<NodeTopologyStatus> {
-    let body = http_get(
-        Some(node.netns()),
-        &format!("http://{}:{HTTP_PORT}/report", node.addr()),
-        None,
-    )
-    .ok()?;
-    serde_json::from_str(&body).ok()
-}
-
 /// Sum of `linkmeter_publish_writes_total` over reasons, per reason, and bytes.
 fn publish_counters(node: &Node) -> Option<(BTreeMap<String, f64>, f64)> {
-    let text = metrics(node)?;
+    let text = lab_metrics(node)?;
     let mut by_reason = BTreeMap::new();
     for line in text.lines() {
         let Some(rest) = line.strip_prefix("linkmeter_publish_writes_total{reason=\"") else {
@@ -442,7 +425,7 @@ fn agents_discover_publish_and_survive_an_outage() -> Result<()> {
     let moved =
         |st: &NodeTopologyStatus, peer: &str| link_p(st, peer, true).is_some_and(|p| p >= 20.0);
     let seen_local = wait_for(Duration::from_secs(30), ms(200), || {
-        report(&a)
+        lab_report(&a)
             .filter(|st| moved(st, "c"))
             .map(|_| Instant::now())
     })
@@ -495,16 +478,16 @@ fn agents_discover_publish_and_survive_an_outage() -> Result<()> {
     agents.all_running()?;
     for n in &nodes {
         let text =
-            metrics(n).with_context(|| format!("{} /metrics during the outage", n.name()))?;
+            lab_metrics(n).with_context(|| format!("{} /metrics during the outage", n.name()))?;
         ensure!(
             sample(&text, "linkmeter_kube_api_up", &[]) == Some(0.0),
             "{}: linkmeter_kube_api_up not 0 during the outage",
             n.name()
         );
-        let st = report(n).context("report during the outage")?;
+        let st = lab_report(n).context("report during the outage")?;
         ensure!(st.peer_count == 2, "{}: peers during the outage", n.name());
     }
-    let local_ac = report(&a).and_then(|st| link_p(&st, "c", false));
+    let local_ac = lab_report(&a).and_then(|st| link_p(&st, "c", false));
     println!(
         "phase 3: API down {:.0}s, agents alive, a->c p50 now {local_ac:?} ms locally",
         stopped.elapsed().as_secs_f64()
@@ -549,7 +532,7 @@ fn agents_discover_publish_and_survive_an_outage() -> Result<()> {
             "{}: outage logged {down} times, recovery {up} times:\n{log}",
             n.name()
         );
-        let text = metrics(n).context("metrics")?;
+        let text = lab_metrics(n).context("metrics")?;
         ensure!(
             sample(&text, "linkmeter_kube_api_up", &[]) == Some(1.0),
             "{}: api_up",
@@ -568,7 +551,7 @@ fn agents_discover_publish_and_survive_an_outage() -> Result<()> {
         nodes
             .iter()
             .all(|n| {
-                metrics(n)
+                lab_metrics(n)
                     .and_then(|t| sample(&t, "linkmeter_peer_rtt_seconds_count", &[("peer", "d")]))
                     .is_some_and(|v| v > 0.0)
             })
@@ -592,7 +575,7 @@ fn agents_discover_publish_and_survive_an_outage() -> Result<()> {
     wait_for(Duration::from_secs(30), ms(500), || {
         nodes
             .iter()
-            .all(|n| metrics(n).is_some_and(|t| !t.contains("peer=\"d\"")))
+            .all(|n| lab_metrics(n).is_some_and(|t| !t.contains("peer=\"d\"")))
             .then_some(())
     })
     .with_context(|| {

@@ -76,6 +76,15 @@ pub struct GpuCollector {
     since_attempt: u32,
 }
 
+impl GpuReport {
+    /// Writes this report's part of a NodeTopology status: the GPUs and the
+    /// `NvmlAvailable` condition.
+    pub fn apply_to(&self, status: &mut linkmeter_aggregator::api::NodeTopologyStatus) {
+        status.gpus = self.gpus.clone();
+        status.conditions.push(self.condition.clone());
+    }
+}
+
 impl GpuCollector {
     /// A collector that loads NVML as `config` says on its first collection.
     pub fn new(config: GpuConfig) -> Self {

@@ -291,7 +291,7 @@ impl RunConfig {
             .node_name
             .clone()
             .or(file.node_name.clone())
-            .or_else(host_name)
+            .or_else(crate::collect::system::host_name)
             .ok_or_else(|| {
                 ConfigError("--node-name is not set and the host name is unknown".into())
             })?;
@@ -618,12 +618,6 @@ fn validate_name(name: &str) -> Result<(), ConfigError> {
             .all(|c| c.is_ascii_alphanumeric() || "-._:[]".contains(c)),
         &format!("name {name:?} may only hold letters, digits and - . _ : [ ]"),
     )
-}
-
-fn host_name() -> Option<String> {
-    let raw = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
-    let n = raw.trim();
-    (!n.is_empty()).then(|| n.to_owned())
 }
 
 /// Parses `10s`, `1500ms`, `2m` (humantime), rejecting zero.

@@ -223,13 +223,10 @@ impl AgentState {
             st.conditions.push(c.clone());
         }
         if let Some(s) = &self.system {
-            st.system = s.summary.clone();
-            st.nics = s.nics_for_status();
-            st.conditions.push(s.condition.clone());
+            s.apply_to(&mut st);
         }
         if let Some(g) = &self.gpu {
-            st.gpus = g.gpus.clone();
-            st.conditions.push(g.condition.clone());
+            g.apply_to(&mut st);
         }
         st.normalize();
         st

@@ -116,7 +116,7 @@ pub async fn take(opts: &SnapshotOptions) -> Snapshot {
         links,
         ..Default::default()
     };
-    if let Some(host) = hostname() {
+    if let Some(host) = crate::collect::system::host_name() {
         status.addresses.push(NodeAddress {
             type_: "Hostname".into(),
             address: host,
@@ -131,17 +131,14 @@ pub async fn take(opts: &SnapshotOptions) -> Snapshot {
         None => None,
     };
     if let Some(s) = &system {
-        status.system = s.summary.clone();
-        status.nics = s.nics_for_status();
-        status.conditions.push(s.condition.clone());
+        s.apply_to(&mut status);
     }
     let gpu = match gpu {
         Some(task) => task.await.ok(),
         None => None,
     };
     if let Some(g) = &gpu {
-        status.gpus = g.gpus.clone();
-        status.conditions.push(g.condition.clone());
+        g.apply_to(&mut status);
     }
     status.normalize();
     Snapshot {
@@ -172,13 +169,6 @@ fn window_seconds(c: &IcmpConfig) -> u64 {
     let d = c.interval.saturating_mul(c.count.saturating_sub(1))
         + c.timeout.min(Duration::from_secs(1));
     d.as_secs().max(1)
-}
-
-/// This host's name, from the kernel.
-fn hostname() -> Option<String> {
-    let raw = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
-    let name = raw.trim();
-    (!name.is_empty() && name.len() <= 253).then(|| name.to_owned())
 }
 
 #[cfg(test)]

@@ -27,6 +27,14 @@ use std::time::{Duration, Instant};
 use linkmeter_aggregator::api::{CONDITION_SYSTEM_AVAILABLE, Condition, Nic, SystemSummary};
 
 pub use disk::DiskStats;
+
+/// This host's name from the kernel (`/proc/sys/kernel/hostname`), when it is a usable
+/// node or peer name (non-empty, at most 253 bytes).
+pub fn host_name() -> Option<String> {
+    let raw = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let name = raw.trim();
+    (!name.is_empty() && name.len() <= 253).then(|| name.to_owned())
+}
 use parse::{CpuTimes, MAX_NICS, StatSnapshot};
 
 use super::Collector;
@@ -133,6 +141,14 @@ pub struct SystemReport {
 }
 
 impl SystemReport {
+    /// Writes this report's part of a NodeTopology status: the summary, the NICs and
+    /// the `SystemAvailable` condition.
+    pub fn apply_to(&self, status: &mut linkmeter_aggregator::api::NodeTopologyStatus) {
+        status.system = self.summary.clone();
+        status.nics = self.nics_for_status();
+        status.conditions.push(self.condition.clone());
+    }
+
     /// The NICs to publish: physical ones, or, on hosts where none is (some VMs and
     /// containers), every interface except loopback.
     pub fn nics_for_status(&self) -> Vec<Nic> {
