@@ -162,8 +162,12 @@ fn peers_behind_different_links_are_measured_concurrently() {
         link_to(&links, dead),
     );
     assert!(lb.rtt_p50_us.is_some_and(|us| us < 1_000), "{lb:?}");
+    // Routing, not accuracy, is checked here (the 7 ms test holds the 2% bound): 10 ms
+    // of delay plus the relay's own path, ~0.15-0.3 ms under load, then rounding to
+    // 3 significant digits.
     assert!(
-        lc.rtt_p50_us.is_some_and(|us| us.abs_diff(10_000) <= 200),
+        lc.rtt_p50_us
+            .is_some_and(|us| (9_950..=10_600).contains(&us)),
         "{lc:?}"
     );
     assert_eq!(ld.loss_ppm, 1_000_000, "unroutable peer: {ld:?}");
