@@ -299,6 +299,14 @@ pub async fn run_test(
         }
     };
     let duration = start.elapsed();
+    if matches!(outcome, Ok(StopReason::ServerTerminated)) {
+        // The server may end a test before our first sample (a fast link against a
+        // small cap); the bytes moved so far over a known time are still a measurement,
+        // so the end counts as a last sample rather than leaving the estimate at 0.
+        let bytes: u64 = streams.iter().map(DataStream::delivered_bytes).sum();
+        let lossy: u64 = streams.iter().map(DataStream::disturbance_bytes).sum();
+        let _ = est.push_sample(duration, bytes, lossy);
+    }
     stop.cancel();
     let stop_reason = outcome?;
     for s in &mut streams {
