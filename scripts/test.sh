@@ -51,4 +51,5 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo build (binaries the integration tests run)" >&2
 cargo build --workspace --bins --locked
 echo "== cargo test" >&2
-cargo test --workspace --locked "$@"
+# --no-fail-fast: one failing test binary must not hide the results of the others.
+cargo test --workspace --locked --no-fail-fast "$@"

@@ -371,3 +371,116 @@ async fn a_node_testing_a_peer_answers_busy_until_its_own_test_ends() {
         "the gate is free again after the test"
     );
 }
+
+/// Our client's forward test leaves the server reserved for its address: a client from
+/// another address is refused until our reverse test has run, and the node's gate stays
+/// held in between.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reverse_test_of_a_linkmeter_client_is_not_starved() {
+    if !have_iperf3() {
+        return;
+    }
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(1));
+    let shared = gate.clone();
+    let mut server = TestServer::start(move |c| {
+        c.gate = Some(shared);
+        c.reverse_hold = Duration::from_secs(5);
+    })
+    .await;
+    let port = server.port();
+    let cfg = client(&server, Duration::from_millis(400));
+    run_test(&cfg, Direction::Send, &mut |_| {})
+        .await
+        .expect("forward test");
+    assert!(
+        server
+            .next_outcome(Duration::from_secs(5))
+            .await
+            .result
+            .is_ok()
+    );
+    assert!(
+        gate.clone().try_acquire_owned().is_err(),
+        "the node's gate stays held for the reverse test"
+    );
+    // Another node (another source address) slips into the gap: refused.
+    let other = ["-c", "127.0.0.1", "-B", "127.0.0.2", "-p", &port, "-t", "1"];
+    let refused = run_iperf3(&other, Duration::from_secs(10)).await;
+    assert!(!refused.success);
+    let text = format!("{}{}", refused.stdout, refused.stderr);
+    assert!(text.contains("the server is busy running a test"), "{text}");
+    // Our reverse test gets in, and afterwards everyone may test again.
+    run_test(&cfg, Direction::Receive, &mut |_| {})
+        .await
+        .expect("reverse test within the hold");
+    assert!(
+        server
+            .next_outcome(Duration::from_secs(5))
+            .await
+            .result
+            .is_ok()
+    );
+    let served = run_iperf3(&other, Duration::from_secs(10)).await;
+    assert!(served.success, "{}\n{}", served.stdout, served.stderr);
+    assert!(
+        gate.try_acquire_owned().is_ok(),
+        "gate free after the tests"
+    );
+}
+
+/// A reservation nobody uses ends at its deadline and gives the node's gate back;
+/// a stock iperf3 client's forward test reserves nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unused_reservation_expires() {
+    if !have_iperf3() {
+        return;
+    }
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(1));
+    let shared = gate.clone();
+    let mut server = TestServer::start(move |c| {
+        c.gate = Some(shared);
+        c.reverse_hold = Duration::from_millis(300);
+    })
+    .await;
+    let port = server.port();
+    let cfg = client(&server, Duration::from_millis(400));
+    run_test(&cfg, Direction::Send, &mut |_| {})
+        .await
+        .expect("forward test");
+    assert!(
+        server
+            .next_outcome(Duration::from_secs(5))
+            .await
+            .result
+            .is_ok()
+    );
+    let freed = async {
+        loop {
+            if let Ok(p) = gate.clone().try_acquire_owned() {
+                return p;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let permit = tokio::time::timeout(Duration::from_secs(5), freed)
+        .await
+        .expect("the gate comes back when the hold expires");
+    drop(permit);
+    let stock = run_iperf3(
+        &["-c", "127.0.0.1", "-B", "127.0.0.2", "-p", &port, "-t", "1"],
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(stock.success, "{}\n{}", stock.stdout, stock.stderr);
+    assert!(
+        server
+            .next_outcome(Duration::from_secs(5))
+            .await
+            .result
+            .is_ok()
+    );
+    assert!(
+        gate.try_acquire_owned().is_ok(),
+        "a stock client's forward test holds nothing"
+    );
+}

@@ -10,9 +10,14 @@
 //!   whatever the client asked for;
 //! - memory is bounded: one fixed buffer per stream, a bounded number of streams and of
 //!   connections waiting to present a cookie;
-//! - an optional allowlist of client networks.
+//! - an optional allowlist of client networks;
+//! - fairness between the two halves of a linkmeter test: after a linkmeter client's
+//!   forward test the server stays reserved for that client's address for
+//!   `reverse_hold`, so its reverse test is not starved by other nodes that would
+//!   otherwise slip into the gap between the two (with three or more agents testing
+//!   each other, that gap was taken often enough to leave a direction unmeasured).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -56,10 +61,14 @@ pub struct ServerConfig {
     /// peer, its server answers "busy", so one node never runs two tests at once and
     /// neither result is skewed by the other.
     pub gate: Option<Arc<Semaphore>>,
+    /// How long the server stays reserved for a linkmeter client after its forward
+    /// test, waiting for the reverse test that follows (zero: no reservation).
+    pub reverse_hold: Duration,
 }
 
 impl ServerConfig {
-    /// Defaults: 30 s and 50 GB caps, 10 s control timeout, 16 streams, 8 KiB params.
+    /// Defaults: 30 s and 50 GB caps, 10 s control timeout, 16 streams, 8 KiB params,
+    /// 2 s reverse hold.
     pub fn new(listen: SocketAddr) -> ServerConfig {
         ServerConfig {
             listen,
@@ -70,6 +79,7 @@ impl ServerConfig {
             max_streams: 16,
             max_params_len: DEFAULT_MAX_PARAMS_LEN,
             gate: None,
+            reverse_hold: Duration::from_secs(2),
         }
     }
 }
@@ -91,6 +101,20 @@ pub struct ServerTestSummary {
     pub client_bytes: Option<u64>,
     /// Whether the server ended the test on its own caps.
     pub capped: bool,
+    /// The version string the client sent (`client_version`), if any.
+    pub client_version: Option<String>,
+}
+
+impl ServerTestSummary {
+    /// Whether the client is a linkmeter agent that has just measured the forward
+    /// direction, and so will ask for the reverse one next.
+    pub fn reverse_follows(&self) -> bool {
+        !self.reverse
+            && self
+                .client_version
+                .as_deref()
+                .is_some_and(|v| v.starts_with("linkmeter-"))
+    }
 }
 
 /// One test's outcome, published to [`Server::subscribe`]rs (tests, logs).
@@ -114,7 +138,16 @@ struct StreamSink {
 #[derive(Debug)]
 enum Slot {
     Idle,
-    Busy { sink: Option<StreamSink> },
+    Busy {
+        sink: Option<StreamSink>,
+    },
+    /// Reserved for `ip`'s reverse test until `until`; `permit` is the node's gate,
+    /// kept so that the node's own client does not start a test in the gap either.
+    HeldFor {
+        ip: IpAddr,
+        until: Instant,
+        permit: Option<OwnedSemaphorePermit>,
+    },
 }
 
 type SharedSlot = Arc<Mutex<Slot>>;
@@ -124,12 +157,39 @@ fn lock(slot: &SharedSlot) -> std::sync::MutexGuard<'_, Slot> {
     slot.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Frees the slot when a test task ends, however it ends.
-struct SlotGuard(SharedSlot);
+/// Frees the slot when a test task ends, however it ends: back to idle, or to the
+/// state set with [`SlotGuard::then`].
+struct SlotGuard {
+    slot: SharedSlot,
+    then: Option<Slot>,
+}
+
+impl SlotGuard {
+    fn new(slot: SharedSlot) -> SlotGuard {
+        SlotGuard { slot, then: None }
+    }
+
+    /// Leaves the slot in `next` instead of idle.
+    fn then(mut self, next: Slot) {
+        self.then = Some(next);
+    }
+}
 
 impl Drop for SlotGuard {
     fn drop(&mut self) {
-        *lock(&self.0) = Slot::Idle;
+        *lock(&self.slot) = self.then.take().unwrap_or(Slot::Idle);
+    }
+}
+
+/// Ends a reservation at its deadline if nobody used it, giving back the gate.
+async fn expire_hold(slot: SharedSlot, until: Instant, stop: CancellationToken) {
+    tokio::select! {
+        _ = tokio::time::sleep_until(until.into()) => {}
+        _ = stop.cancelled() => {}
+    }
+    let mut s = lock(&slot);
+    if matches!(&*s, Slot::HeldFor { until: u, .. } if *u == until) {
+        *s = Slot::Idle;
     }
 }
 
@@ -207,7 +267,17 @@ impl Server {
             }
             let action = {
                 let mut s = lock(&slot);
-                match &*s {
+                if matches!(&*s, Slot::HeldFor { until, .. } if Instant::now() >= *until) {
+                    // The reserved client never came back: gives the gate back too.
+                    *s = Slot::Idle;
+                }
+                match &mut *s {
+                    Slot::HeldFor { ip, permit, .. } if *ip == peer.ip() => {
+                        let permit = permit.take();
+                        *s = Slot::Busy { sink: None };
+                        Action::NewTest(permit)
+                    }
+                    Slot::HeldFor { .. } => Action::Deny,
                     Slot::Idle => match &self.cfg.gate {
                         None => {
                             *s = Slot::Busy { sink: None };
@@ -229,22 +299,34 @@ impl Server {
             match action {
                 Action::NewTest(gate_permit) => {
                     let id = next_id.fetch_add(1, Ordering::Relaxed);
-                    let guard = SlotGuard(Arc::clone(&slot));
+                    let guard = SlotGuard::new(Arc::clone(&slot));
                     let cfg = Arc::clone(&self.cfg);
                     let events = self.events.clone();
                     let stop = shutdown.child_token();
                     let span = info_span!("throughput_test", id, %peer);
                     tokio::spawn(
                         async move {
-                            let slot = Arc::clone(&guard.0);
+                            let slot = Arc::clone(&guard.slot);
                             let r = tokio::select! {
                                 r = serve_test(sock, &cfg, &slot) => r,
                                 _ = stop.cancelled() => Err(ThroughputError::Closed),
                             };
-                            // Free the slot before publishing, so whoever waits on the
-                            // outcome can start the next test at once.
-                            drop(guard);
-                            drop(gate_permit);
+                            // Free (or reserve) the slot before publishing, so whoever
+                            // waits on the outcome can start the next test at once.
+                            let hold = !cfg.reverse_hold.is_zero()
+                                && r.as_ref().is_ok_and(ServerTestSummary::reverse_follows);
+                            if hold {
+                                let until = Instant::now() + cfg.reverse_hold;
+                                guard.then(Slot::HeldFor {
+                                    ip: peer.ip(),
+                                    until,
+                                    permit: gate_permit,
+                                });
+                                tokio::spawn(expire_hold(slot, until, stop));
+                            } else {
+                                drop(guard);
+                                drop(gate_permit);
+                            }
                             let result = match r {
                                 Ok(summary) => {
                                     info!(
@@ -499,6 +581,7 @@ async fn serve_test(
             bits_per_second,
             client_bytes: None,
             capped: true,
+            client_version: params.client_version,
         });
     }
 
@@ -536,6 +619,7 @@ async fn serve_test(
         bits_per_second,
         client_bytes: Some(client.total_bytes()),
         capped: false,
+        client_version: params.client_version,
     })
 }
 
