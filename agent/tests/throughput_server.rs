@@ -29,6 +29,11 @@ async fn next_test_succeeds(server: &mut TestServer) {
         .await
         .expect("the next test succeeds");
     assert!(r.bits_per_second > 0.0);
+    served_ok(server).await;
+}
+
+/// The server's next outcome is a completed test.
+async fn served_ok(server: &mut TestServer) {
     let o = server.next_outcome(Duration::from_secs(5)).await;
     assert!(o.result.is_ok(), "{o:?}");
 }
@@ -64,13 +69,7 @@ async fn second_client_is_told_busy() {
     assert!(text.contains("the server is busy running a test"), "{text}");
     let first = finish_iperf3(first, Duration::from_secs(15)).await;
     assert!(first.success, "{}\n{}", first.stdout, first.stderr);
-    assert!(
-        server
-            .next_outcome(Duration::from_secs(5))
-            .await
-            .result
-            .is_ok()
-    );
+    served_ok(&mut server).await;
     next_test_succeeds(&mut server).await;
 }
 
@@ -359,17 +358,35 @@ async fn a_node_testing_a_peer_answers_busy_until_its_own_test_ends() {
     );
     let first = finish_iperf3(first, Duration::from_secs(15)).await;
     assert!(first.success, "{}\n{}", first.stdout, first.stderr);
-    assert!(
-        server
-            .next_outcome(Duration::from_secs(5))
-            .await
-            .result
-            .is_ok()
-    );
+    served_ok(&mut server).await;
     assert!(
         gate.try_acquire_owned().is_ok(),
         "the gate is free again after the test"
     );
+}
+
+/// A server sharing a node gate and holding for `hold`, after one forward test of ours
+/// on it; returns the server, the gate and our client's settings.
+async fn after_a_forward_test(
+    hold: Duration,
+) -> (
+    TestServer,
+    std::sync::Arc<tokio::sync::Semaphore>,
+    ClientConfig,
+) {
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(1));
+    let shared = gate.clone();
+    let mut server = TestServer::start(move |c| {
+        c.gate = Some(shared);
+        c.reverse_hold = hold;
+    })
+    .await;
+    let cfg = client(&server, Duration::from_millis(400));
+    run_test(&cfg, Direction::Send, &mut |_| {})
+        .await
+        .expect("forward test");
+    served_ok(&mut server).await;
+    (server, gate, cfg)
 }
 
 /// Our client's forward test leaves the server reserved for its address: a client from
@@ -380,25 +397,8 @@ async fn the_reverse_test_of_a_linkmeter_client_is_not_starved() {
     if !have_iperf3() {
         return;
     }
-    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(1));
-    let shared = gate.clone();
-    let mut server = TestServer::start(move |c| {
-        c.gate = Some(shared);
-        c.reverse_hold = Duration::from_secs(5);
-    })
-    .await;
+    let (mut server, gate, cfg) = after_a_forward_test(Duration::from_secs(5)).await;
     let port = server.port();
-    let cfg = client(&server, Duration::from_millis(400));
-    run_test(&cfg, Direction::Send, &mut |_| {})
-        .await
-        .expect("forward test");
-    assert!(
-        server
-            .next_outcome(Duration::from_secs(5))
-            .await
-            .result
-            .is_ok()
-    );
     assert!(
         gate.clone().try_acquire_owned().is_err(),
         "the node's gate stays held for the reverse test"
@@ -413,13 +413,7 @@ async fn the_reverse_test_of_a_linkmeter_client_is_not_starved() {
     run_test(&cfg, Direction::Receive, &mut |_| {})
         .await
         .expect("reverse test within the hold");
-    assert!(
-        server
-            .next_outcome(Duration::from_secs(5))
-            .await
-            .result
-            .is_ok()
-    );
+    served_ok(&mut server).await;
     let served = run_iperf3(&other, Duration::from_secs(10)).await;
     assert!(served.success, "{}\n{}", served.stdout, served.stderr);
     assert!(
@@ -435,25 +429,8 @@ async fn an_unused_reservation_expires() {
     if !have_iperf3() {
         return;
     }
-    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(1));
-    let shared = gate.clone();
-    let mut server = TestServer::start(move |c| {
-        c.gate = Some(shared);
-        c.reverse_hold = Duration::from_millis(300);
-    })
-    .await;
+    let (mut server, gate, _) = after_a_forward_test(Duration::from_millis(300)).await;
     let port = server.port();
-    let cfg = client(&server, Duration::from_millis(400));
-    run_test(&cfg, Direction::Send, &mut |_| {})
-        .await
-        .expect("forward test");
-    assert!(
-        server
-            .next_outcome(Duration::from_secs(5))
-            .await
-            .result
-            .is_ok()
-    );
     let freed = async {
         loop {
             if let Ok(p) = gate.clone().try_acquire_owned() {
@@ -472,13 +449,7 @@ async fn an_unused_reservation_expires() {
     )
     .await;
     assert!(stock.success, "{}\n{}", stock.stdout, stock.stderr);
-    assert!(
-        server
-            .next_outcome(Duration::from_secs(5))
-            .await
-            .result
-            .is_ok()
-    );
+    served_ok(&mut server).await;
     assert!(
         gate.try_acquire_owned().is_ok(),
         "a stock client's forward test holds nothing"
