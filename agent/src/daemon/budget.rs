@@ -2,12 +2,13 @@
 //!
 //! Rules: at most one test per peer per `period`; consecutive tests at least
 //! `period / peers` apart, so a node's tests spread over the period instead of running
-//! back to back when all peers fall due together (at start-up); the bytes this node's tests moved in
-//! the last hour plus what the next test may move (both directions at their cap) stay
-//! within `bytes_per_hour`; a peer whose server was busy or failed is retried after an
-//! exponential back-off from [`BASE_BACKOFF`] (with jitter supplied by the caller),
-//! never longer than `period`. Among
-//! due peers the one tested longest ago goes first, never-tested peers before all.
+//! back to back when all peers fall due together (at start-up); the bytes this node's
+//! tests (run or served) moved in the last hour plus what the next test may move (both
+//! directions at their cap) stay within `bytes_per_hour`; a peer whose server was busy
+//! or failed is retried after an exponential back-off from [`BASE_BACKOFF`] (with jitter
+//! supplied by the caller), never longer than `period`; a peer that tested this node
+//! both ways counts as tested. Among due peers the one tested longest ago goes first,
+//! never-tested peers before all.
 //! Time is passed in, so every rule is unit-tested without sleeping.
 
 use std::collections::{HashMap, VecDeque};
@@ -41,6 +42,15 @@ pub enum Attempt {
     Failed {
         /// Bytes moved.
         bytes: u64,
+    },
+    /// The peer tested this node (our server served it): the bytes count against the
+    /// budget, and when both directions were measured the peer is not due again for a
+    /// period, since its test measured the same pair.
+    Served {
+        /// Bytes moved.
+        bytes: u64,
+        /// Whether both directions were measured.
+        both: bool,
     },
 }
 
@@ -157,7 +167,9 @@ impl Planner {
     /// retries so that nodes refused by the same busy server do not return together.
     pub fn record(&mut self, peer: &str, now: Instant, attempt: Attempt, jitter: f64) {
         let bytes = match attempt {
-            Attempt::Done { bytes } | Attempt::Failed { bytes } => bytes,
+            Attempt::Done { bytes } | Attempt::Failed { bytes } | Attempt::Served { bytes, .. } => {
+                bytes
+            }
             Attempt::Busy => 0,
         };
         if bytes > 0 {
@@ -172,12 +184,14 @@ impl Planner {
                 }
             }
         }
-        if !matches!(attempt, Attempt::Busy) {
+        // Pacing spreads this node's own tests; a served one is the peer's.
+        if !matches!(attempt, Attempt::Busy | Attempt::Served { .. }) {
             self.last_test = Some(now);
         }
         let rec = self.peers.entry(peer.to_owned()).or_default();
         match attempt {
-            Attempt::Done { .. } => {
+            Attempt::Served { both: false, .. } => {}
+            Attempt::Done { .. } | Attempt::Served { both: true, .. } => {
                 rec.last_done = Some(now);
                 rec.retry_at = None;
                 rec.failures = 0;
@@ -250,6 +264,41 @@ mod tests {
             p.next(t0, &peers),
             Plan::WaitUntil(t0 + Duration::from_secs(50)),
             "jitter 0 halves"
+        );
+    }
+
+    #[test]
+    fn a_peer_that_tested_us_both_ways_is_not_due() {
+        let t0 = Instant::now();
+        let mut p = Planner::new(Duration::from_secs(600), 1000 * MB, 100 * MB);
+        let peers = names(&["a", "b"]);
+        // "a" measured one direction against us: still due, and the bytes count.
+        p.record(
+            "a",
+            t0,
+            Attempt::Served {
+                bytes: 10 * MB,
+                both: false,
+            },
+            0.5,
+        );
+        assert_eq!(p.next(t0, &peers), Plan::Test("a".into()));
+        p.record(
+            "a",
+            t0,
+            Attempt::Served {
+                bytes: 10 * MB,
+                both: true,
+            },
+            0.5,
+        );
+        assert_eq!(p.bytes_last_hour(t0), 20 * MB);
+        // Both ways: "a" is done for a period; served tests do not pace our own.
+        assert_eq!(p.next(t0, &peers), Plan::Test("b".into()));
+        p.record("b", t0, Attempt::Done { bytes: MB }, 0.5);
+        assert_eq!(
+            p.next(t0 + Duration::from_secs(301), &peers),
+            Plan::WaitUntil(t0 + Duration::from_secs(600))
         );
     }
 

@@ -11,9 +11,22 @@ use super::Shared;
 use super::peers::PeerSource;
 use crate::probe::{IcmpProber, resolve_peers};
 
+/// After waiting for a throughput test, the time given to the bytes it left in socket
+/// buffers and queues to leave the link before the round starts.
+const DRAIN: Duration = Duration::from_millis(250);
+
 /// Runs rounds until `shutdown`. The first round starts within half a second (so the
 /// agent becomes ready quickly); later rounds are `interval` apart ± 10%, so agents
 /// started together drift apart instead of probing each other in lockstep.
+///
+/// A round waits for, and holds, the node's throughput-test gate: a test this node
+/// runs or serves fills the link it measures, and echoes sent meanwhile would report
+/// that self-made queueing as latency, jitter and loss (in the lab, one ping in 60 lost
+/// on a clean 40 Mbit/s link). Holding the gate also keeps a test from starting
+/// mid-round; a peer asking for one then is told "busy" and retries later. The wait is
+/// bounded by the longest test the caps allow (or an interval, if longer): a peer that
+/// keeps this node's server busy cannot stop the probing, the round then goes ahead
+/// without the gate.
 pub async fn run(shared: Arc<Shared>, source: Arc<dyn PeerSource>, shutdown: CancellationToken) {
     let prober = IcmpProber::new();
     let condition = prober.condition();
@@ -26,12 +39,47 @@ pub async fn run(shared: Arc<Shared>, source: Arc<dyn PeerSource>, shutdown: Can
     shared.lock_state().icmp_condition = Some(condition);
     let mut peers_rx = source.watch();
     let interval = shared.config.ping_interval;
+    // Both directions at their duration cap, plus handshakes and the server's hold for
+    // a client's second direction.
+    let gate_wait = interval.max(
+        shared
+            .config
+            .throughput
+            .max_duration
+            .saturating_mul(2)
+            .saturating_add(Duration::from_secs(5)),
+    );
     let mut next = Instant::now() + Duration::from_millis(rand::rng().random_range(0..500));
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep_until(next) => {}
         }
+        let due = Instant::now();
+        let gate = match shared.test_gate.clone().try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) => {
+                let waited = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    g = tokio::time::timeout(gate_wait, shared.test_gate.clone().acquire_owned()) => g,
+                };
+                match waited {
+                    Ok(Ok(permit)) => {
+                        // A test just ended: let the link drain what it left queued.
+                        tokio::select! {
+                            _ = shutdown.cancelled() => return,
+                            _ = tokio::time::sleep(DRAIN) => {}
+                        }
+                        Some(permit)
+                    }
+                    // The gate is never closed: a test is still running after `gate_wait`.
+                    _ => {
+                        tracing::info!("a throughput test is still running; probing anyway");
+                        None
+                    }
+                }
+            }
+        };
         let started = Instant::now();
         let peers = peers_rx.borrow_and_update().clone();
         let removed = shared.lock_state().set_peers(&peers);
@@ -57,6 +105,7 @@ pub async fn run(shared: Arc<Shared>, source: Arc<dyn PeerSource>, shutdown: Can
             _ = shutdown.cancelled() => return,
             r = prober.probe(&targets, &shared.config.icmp) => r,
         };
+        drop(gate);
         let any_reply = results
             .iter()
             .any(|r| r.samples.iter().any(Option::is_some));
@@ -76,7 +125,9 @@ pub async fn run(shared: Arc<Shared>, source: Arc<dyn PeerSource>, shutdown: Can
         );
 
         let jitter = rand::rng().random_range(0.9..1.1);
-        next = started + interval.mul_f64(jitter);
+        // The cadence counts from when the round was due, not from when a test let it
+        // start, so waiting on tests does not stretch the interval.
+        next = due + interval.mul_f64(jitter);
         // A round that overran (it cannot by config, but a stalled runtime can) starts
         // the next one now rather than trying to catch up with a burst.
         next = next.max(Instant::now());

@@ -12,6 +12,7 @@ pub mod http;
 pub mod icmp_loop;
 pub mod metrics;
 pub mod peers;
+pub mod served;
 pub mod state;
 pub mod throughput_loop;
 
@@ -44,6 +45,8 @@ pub struct Shared {
     pub metrics: Metrics,
     /// One throughput test at a time on this node, as client or server.
     pub test_gate: Arc<Semaphore>,
+    /// Peers' tests this node served, for the throughput planner.
+    pub served: served::ServedLog,
     state: Mutex<AgentState>,
     started: Instant,
     /// Milliseconds since `started` at the end of the last ICMP round; `u64::MAX` none.
@@ -61,6 +64,7 @@ impl Shared {
         Shared {
             metrics: Metrics::new(config.max_peer_series),
             test_gate: Arc::new(Semaphore::new(1)),
+            served: served::ServedLog::default(),
             state: Mutex::new(state),
             started: Instant::now(),
             last_round_ms: AtomicU64::new(u64::MAX),
@@ -184,10 +188,13 @@ pub async fn run(
                 tokio::select! {
                     _ = token.cancelled() => return,
                     o = outcomes.recv() => match o {
-                        Ok(o) => match &o.result {
-                            Ok(s) => sh.metrics.count_test("server", "ok", s.bytes),
-                            Err(_) => sh.metrics.count_test("server", "error", 0),
-                        },
+                        Ok(o) => {
+                            match &o.result {
+                                Ok(s) => sh.metrics.count_test("server", "ok", s.bytes),
+                                Err(_) => sh.metrics.count_test("server", "error", 0),
+                            }
+                            served::record(&sh, &o);
+                        }
                         Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                         Err(_) => return,
                     }

@@ -167,6 +167,14 @@ impl AgentState {
         self.rounds_completed
     }
 
+    /// The peer whose last probed address is `ip`, if any.
+    pub fn peer_name_by_addr(&self, ip: IpAddr) -> Option<String> {
+        self.peers
+            .iter()
+            .find(|(_, p)| p.addr.map(|a| a.to_canonical()) == Some(ip))
+            .map(|(name, _)| name.clone())
+    }
+
     /// Current peers, by name.
     pub fn peers(&self) -> impl Iterator<Item = &PeerState> {
         self.peers.values()

@@ -17,6 +17,9 @@ use crate::throughput::ThroughputError;
 use crate::throughput::client::{ClientConfig, Direction, run_test};
 use crate::throughput::estimator::EstimatorConfig;
 
+/// How long a refused or busy control connection is retried within one attempt.
+const SETUP_RETRY: Duration = Duration::from_secs(1);
+
 /// Runs client tests until `shutdown`. Each test measures sending then receiving; at
 /// most one test runs on this node at a time, as client or server (the shared gate).
 pub async fn run(shared: Arc<Shared>, source: Arc<dyn PeerSource>, shutdown: CancellationToken) {
@@ -37,6 +40,13 @@ pub async fn run(shared: Arc<Shared>, source: Arc<dyn PeerSource>, shutdown: Can
         _ = tokio::time::sleep(first) => {}
     }
     loop {
+        for (name, mark) in shared.served.take() {
+            let served = Attempt::Served {
+                bytes: mark.bytes,
+                both: mark.both,
+            };
+            planner.record(&name, mark.at, served, 0.0);
+        }
         let names: Vec<String> = peers_rx
             .borrow_and_update()
             .iter()
@@ -110,6 +120,10 @@ async fn peer_address(
 async fn test_peer(shared: &Shared, name: &str, server: SocketAddr) -> Attempt {
     let cfg = &shared.config.throughput;
     let mut client = ClientConfig::new(server);
+    // The peer's server is also "busy" for the second or so of its own ICMP round and
+    // while it holds itself for another client's second direction: worth a short retry
+    // before a whole back-off.
+    client.setup_retry = SETUP_RETRY;
     client.estimator = EstimatorConfig {
         max_duration: cfg.max_duration,
         max_bytes: cfg.max_bytes,

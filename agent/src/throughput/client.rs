@@ -384,6 +384,7 @@ pub async fn run_test(
             })
             .collect(),
         server_output_text: None,
+        estimate_bps: Some(estimate.bits_per_second).filter(|b| b.is_finite() && *b > 0.0),
     };
     write_frame(&mut ctrl, &ours.to_json(), t).await?;
     let body = read_frame(&mut ctrl, MAX_RESULTS_LEN, t, "server results").await?;

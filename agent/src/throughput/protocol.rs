@@ -552,6 +552,9 @@ pub struct StreamResult {
     pub end_time: f64,
 }
 
+/// The results key carrying a linkmeter client's estimate.
+const ESTIMATE_KEY: &str = "linkmeter_estimate_bps";
+
 /// A results message (`send_results` / `get_results`).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TestResults {
@@ -570,6 +573,10 @@ pub struct TestResults {
     pub streams: Vec<StreamResult>,
     /// Text for a client that asked for the server's output.
     pub server_output_text: Option<String>,
+    /// A linkmeter client's adaptive estimate of the rate, bit/s
+    /// (`linkmeter_estimate_bps`; iperf3 ignores keys it does not know). It lets the
+    /// serving node record the same figure the client did.
+    pub estimate_bps: Option<f64>,
 }
 
 impl TestResults {
@@ -623,6 +630,7 @@ impl TestResults {
             congestion_used: string_field(&map, "congestion_used")?,
             streams: out,
             server_output_text: string_field(&map, "server_output_text")?,
+            estimate_bps: float_field(&map, ESTIMATE_KEY)?,
         })
     }
 
@@ -658,6 +666,9 @@ impl TestResults {
         m.insert("streams".into(), Value::Array(streams));
         if let Some(t) = &self.server_output_text {
             m.insert("server_output_text".into(), json!(t));
+        }
+        if let Some(e) = self.estimate_bps.filter(|e| e.is_finite()) {
+            m.insert(ESTIMATE_KEY.into(), json!(e));
         }
         Value::Object(m)
     }
@@ -925,6 +936,28 @@ mod tests {
         assert_eq!(
             TestResults::from_json(br#"{"cpu_util_total":1,"cpu_util_user":1,"cpu_util_system":1,"sender_has_retransmits":1,"streams":[{"id":1}]}"#),
             Err(ProtocolError::MissingField("bytes"))
+        );
+    }
+
+    #[test]
+    fn a_linkmeter_estimate_travels_in_the_results() {
+        let mut r = TestResults {
+            sender_has_retransmits: 1,
+            estimate_bps: Some(38_220_000.5),
+            ..TestResults::default()
+        };
+        let text = r.to_json().to_string();
+        assert!(
+            text.contains("\"linkmeter_estimate_bps\":38220000.5"),
+            "{text}"
+        );
+        assert_eq!(TestResults::from_json(text.as_bytes()), Ok(r.clone()));
+        // Absent for iperf3 peers; a non-number is a bad field, not a panic.
+        r.estimate_bps = None;
+        assert!(!r.to_json().to_string().contains("linkmeter_estimate_bps"));
+        assert_eq!(
+            TestResults::from_json(br#"{"cpu_util_total":1,"cpu_util_user":1,"cpu_util_system":1,"sender_has_retransmits":1,"streams":[],"linkmeter_estimate_bps":"fast"}"#),
+            Err(ProtocolError::BadField("linkmeter_estimate_bps"))
         );
     }
 

@@ -103,6 +103,9 @@ pub struct ServerTestSummary {
     pub capped: bool,
     /// The version string the client sent (`client_version`), if any.
     pub client_version: Option<String>,
+    /// A linkmeter client's adaptive estimate of the rate, when it is plausible
+    /// against what this server counted (see [`plausible_estimate`]).
+    pub client_estimate_bps: Option<f64>,
 }
 
 impl ServerTestSummary {
@@ -582,6 +585,7 @@ async fn serve_test(
             client_bytes: None,
             capped: true,
             client_version: params.client_version,
+            client_estimate_bps: None,
         });
     }
 
@@ -603,6 +607,7 @@ async fn serve_test(
                 bits_per_second / 1e6
             )
         }),
+        estimate_bps: None,
     };
     write_frame(&mut ctrl, &ours.to_json(), t).await?;
     write_state(&mut ctrl, State::DisplayResults, t).await?;
@@ -620,7 +625,23 @@ async fn serve_test(
         client_bytes: Some(client.total_bytes()),
         capped: false,
         client_version: params.client_version,
+        client_estimate_bps: client
+            .estimate_bps
+            .and_then(|e| plausible_estimate(e, bits_per_second)),
     })
+}
+
+/// A client's estimate, if it fits the server's own count: the estimate leaves slow
+/// start out, so it may exceed the whole-test average, but not by more than 4×, and it
+/// cannot be far below it. A peer's bytes can lie; a figure that does not fit is
+/// dropped rather than recorded.
+pub fn plausible_estimate(estimate_bps: f64, server_average_bps: f64) -> Option<f64> {
+    let fits = estimate_bps.is_finite()
+        && server_average_bps.is_finite()
+        && server_average_bps > 0.0
+        && estimate_bps >= server_average_bps * 0.5
+        && estimate_bps <= server_average_bps * 4.0;
+    fits.then_some(estimate_bps)
 }
 
 /// Applies the client's socket options to a data stream, best effort: iperf3 fails the
@@ -648,5 +669,22 @@ fn configure_stream(s: &TcpStream, p: &TestParams) {
     }
     if p.mss.is_some() {
         debug!("MSS requested; ignored (it must be set before the connection is made)");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plausible_estimate;
+
+    #[test]
+    fn a_client_estimate_must_fit_the_servers_count() {
+        // Slow start left out: a little above the whole-test average.
+        assert_eq!(plausible_estimate(38.2e6, 37.9e6), Some(38.2e6));
+        assert_eq!(plausible_estimate(3.9e6, 1e6), Some(3.9e6));
+        // A peer claiming far more, or far less, than arrived is not believed.
+        assert_eq!(plausible_estimate(1e12, 37.9e6), None);
+        assert_eq!(plausible_estimate(1e6, 37.9e6), None);
+        assert_eq!(plausible_estimate(f64::NAN, 37.9e6), None);
+        assert_eq!(plausible_estimate(1e6, 0.0), None);
     }
 }
