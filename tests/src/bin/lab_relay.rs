@@ -352,6 +352,14 @@ fn main() {
     // inherit the slack, so set it before spawning them.
     // SAFETY: PR_SET_TIMERSLACK takes one unsigned long and no pointers.
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
+    // The relay is the lab's clock: on 2 shared cores its wake-ups after a packet
+    // arrives must not queue behind the agents and transfers it carries (under one
+    // busy core, 7 ms each way read 14.3 ms instead of 14.2). Highest nice, best
+    // effort (it needs root, which the lab has); threads inherit it.
+    // SAFETY: setpriority takes plain integers.
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, -20) } != 0 {
+        eprintln!("lab-relay: could not raise priority; timing may suffer under load");
+    }
 
     let (tun_a, name_a) =
         open_tun(&cfg.name).unwrap_or_else(|e| exit_with("tun a", &e.to_string(), 1));
