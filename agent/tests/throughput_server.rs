@@ -429,8 +429,14 @@ async fn an_unused_reservation_expires() {
     if !have_iperf3() {
         return;
     }
-    let (mut server, gate, _) = after_a_forward_test(Duration::from_millis(300)).await;
+    let (mut server, gate, _) = after_a_forward_test(Duration::from_secs(1)).await;
     let port = server.port();
+    // Reserved at first (so this test fails without the reservation)...
+    assert!(
+        gate.clone().try_acquire_owned().is_err(),
+        "the gate is held for the reverse test"
+    );
+    // ...then given back though nobody came.
     let freed = async {
         loop {
             if let Ok(p) = gate.clone().try_acquire_owned() {

@@ -271,6 +271,31 @@ impl KubeEnv {
         checked_output(self.kubectl().args(args))
     }
 
+    /// Admin `kubectl apply --server-side --field-manager=MANAGER SOURCE PATH` (SOURCE
+    /// is `-f` or `-k`), then waits until the NodeTopology CRD is established, so the
+    /// caller can use the type at once. Returns apply's stdout.
+    pub fn apply_and_wait_for_crd(
+        &self,
+        manager: &str,
+        source: &str,
+        path: &str,
+    ) -> Result<String> {
+        let out = self.kubectl_ok(&[
+            "apply",
+            "--server-side",
+            &format!("--field-manager={manager}"),
+            source,
+            path,
+        ])?;
+        self.kubectl_ok(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=30s",
+            "crd/nodetopologies.linkmeter.dev",
+        ])?;
+        Ok(out)
+    }
+
     /// Runs admin `kubectl ARGS` with `stdin` on its standard input (for
     /// `apply -f -`).
     pub fn kubectl_stdin<S: AsRef<OsStr>>(&self, args: &[S], stdin: &str) -> Result<String> {

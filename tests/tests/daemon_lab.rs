@@ -35,6 +35,15 @@ fn agent_cmd(lab: &Lab, node: &Node, peers: &[&Node], extra: &[&str]) -> Command
     cmd
 }
 
+/// Sends SIGTERM and asserts the agent exits with 0 within 2 s.
+fn sigterm_exits_zero_within_2s(agent: &mut AgentProcess, who: &str) {
+    agent.signal(libc::SIGTERM).expect("SIGTERM");
+    let st = agent.wait_timeout(Duration::from_secs(2)).expect("wait");
+    let st =
+        st.unwrap_or_else(|| panic!("{who} still running 2 s after SIGTERM:\n{}", agent.log()));
+    assert_eq!(st.code(), Some(0), "{who}: {}", agent.log());
+}
+
 #[test]
 fn three_agents_measure_delays_and_rates() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
@@ -370,15 +379,7 @@ fn sigterm_during_a_throughput_test_exits_zero_within_two_seconds() {
     std::thread::sleep(Duration::from_millis(500));
 
     // Client side: SIGTERM while its test runs.
-    client.signal(libc::SIGTERM).expect("SIGTERM a");
-    let st = client.wait_timeout(Duration::from_secs(2)).expect("wait a");
-    let st = st.unwrap_or_else(|| {
-        panic!(
-            "client agent still running 2 s after SIGTERM:\n{}",
-            client.log()
-        )
-    });
-    assert_eq!(st.code(), Some(0), "{}", client.log());
+    sigterm_exits_zero_within_2s(&mut client, "client agent");
 
     // Server side: a stock-style long test from `probe`, then SIGTERM the serving agent.
     let mut probe_cmd = lab.command(&a, bins::agent());
@@ -400,15 +401,7 @@ fn sigterm_during_a_throughput_test_exits_zero_within_two_seconds() {
         probe.log()
     );
     std::thread::sleep(Duration::from_millis(500));
-    server.signal(libc::SIGTERM).expect("SIGTERM b");
-    let st = server.wait_timeout(Duration::from_secs(2)).expect("wait b");
-    let st = st.unwrap_or_else(|| {
-        panic!(
-            "serving agent still running 2 s after SIGTERM:\n{}",
-            server.log()
-        )
-    });
-    assert_eq!(st.code(), Some(0), "{}", server.log());
+    sigterm_exits_zero_within_2s(&mut server, "serving agent");
     // The server's sockets closed, so the client's test ends too.
     let p = probe
         .wait_timeout(Duration::from_secs(10))

@@ -212,19 +212,7 @@ fn agents_discover_publish_and_survive_an_outage() -> Result<()> {
     // The manifests: CRD, namespace, ServiceAccount, ClusterRole(Binding).
     let dir = manifests_dir();
     let dir = dir.to_str().context("manifests path is not UTF-8")?;
-    kube.kubectl_ok(&[
-        "apply",
-        "--server-side",
-        "--field-manager=linkmeter-tests",
-        "-k",
-        dir,
-    ])?;
-    kube.kubectl_ok(&[
-        "wait",
-        "--for=condition=Established",
-        "--timeout=30s",
-        "crd/nodetopologies.linkmeter.dev",
-    ])?;
+    kube.apply_and_wait_for_crd("linkmeter-tests", "-k", dir)?;
     for n in [&a, &b, &c] {
         create_node(&kube, n.name(), n.addr())?;
     }

@@ -18,19 +18,7 @@ fn crd_manifest() -> std::path::PathBuf {
 fn apply_crd(kube: &KubeEnv) -> Result<()> {
     let manifest = crd_manifest();
     let manifest = manifest.to_str().context("manifest path is not UTF-8")?;
-    kube.kubectl_ok(&[
-        "apply",
-        "--server-side",
-        "--field-manager=linkmeter-tests",
-        "-f",
-        manifest,
-    ])?;
-    kube.kubectl_ok(&[
-        "wait",
-        "--for=condition=Established",
-        "--timeout=30s",
-        "crd/nodetopologies.linkmeter.dev",
-    ])?;
+    kube.apply_and_wait_for_crd("linkmeter-tests", "-f", manifest)?;
     Ok(())
 }
 

@@ -233,20 +233,7 @@ fn monitoring_renders_a_service_monitor_apart_from_the_base() -> Result<()> {
 /// `kubectl apply --server-side -k manifests/` and wait for the CRD.
 fn apply_base(kube: &KubeEnv) -> Result<String> {
     let dir = manifests_dir();
-    let out = kube.kubectl_ok(&[
-        "apply",
-        "--server-side",
-        &format!("--field-manager={FIELD_MANAGER}"),
-        "-k",
-        path_str(&dir)?,
-    ])?;
-    kube.kubectl_ok(&[
-        "wait",
-        "--for=condition=Established",
-        "--timeout=30s",
-        "crd/nodetopologies.linkmeter.dev",
-    ])?;
-    Ok(out)
+    kube.apply_and_wait_for_crd(FIELD_MANAGER, "-k", path_str(&dir)?)
 }
 
 fn get_json(kube: &KubeEnv, args: &[&str]) -> Result<Value> {

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -14,6 +15,33 @@ use crate::probe::{IcmpProber, resolve_peers};
 /// After waiting for a throughput test, the time given to the bytes it left in socket
 /// buffers and queues to leave the link before the round starts.
 const DRAIN: Duration = Duration::from_millis(250);
+
+/// Waits for this node's throughput-test gate: `Some(Some(permit))` once it is free
+/// (after [`DRAIN`] if a test had it), `Some(None)` when a test still holds it after
+/// `wait`, `None` on shutdown.
+async fn take_test_gate(
+    shared: &Shared,
+    wait: Duration,
+    shutdown: &CancellationToken,
+) -> Option<Option<OwnedSemaphorePermit>> {
+    if let Ok(permit) = shared.test_gate.clone().try_acquire_owned() {
+        return Some(Some(permit));
+    }
+    let waited = tokio::select! {
+        _ = shutdown.cancelled() => return None,
+        g = tokio::time::timeout(wait, shared.test_gate.clone().acquire_owned()) => g,
+    };
+    // The gate is never closed, so an error here is the timeout.
+    let Ok(Ok(permit)) = waited else {
+        tracing::info!("a throughput test is still running; probing anyway");
+        return Some(None);
+    };
+    // A test just ended: let the link drain what it left queued.
+    tokio::select! {
+        _ = shutdown.cancelled() => None,
+        _ = tokio::time::sleep(DRAIN) => Some(Some(permit)),
+    }
+}
 
 /// Runs rounds until `shutdown`. The first round starts within half a second (so the
 /// agent becomes ready quickly); later rounds are `interval` apart ± 10%, so agents
@@ -56,29 +84,8 @@ pub async fn run(shared: Arc<Shared>, source: Arc<dyn PeerSource>, shutdown: Can
             _ = tokio::time::sleep_until(next) => {}
         }
         let due = Instant::now();
-        let gate = match shared.test_gate.clone().try_acquire_owned() {
-            Ok(permit) => Some(permit),
-            Err(_) => {
-                let waited = tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    g = tokio::time::timeout(gate_wait, shared.test_gate.clone().acquire_owned()) => g,
-                };
-                match waited {
-                    Ok(Ok(permit)) => {
-                        // A test just ended: let the link drain what it left queued.
-                        tokio::select! {
-                            _ = shutdown.cancelled() => return,
-                            _ = tokio::time::sleep(DRAIN) => {}
-                        }
-                        Some(permit)
-                    }
-                    // The gate is never closed: a test is still running after `gate_wait`.
-                    _ => {
-                        tracing::info!("a throughput test is still running; probing anyway");
-                        None
-                    }
-                }
-            }
+        let Some(gate) = take_test_gate(&shared, gate_wait, &shutdown).await else {
+            return;
         };
         let started = Instant::now();
         let peers = peers_rx.borrow_and_update().clone();
