@@ -89,23 +89,72 @@ debian_codename() {
 
 # `apt-get source` needs a deb-src entry. Debian 12 images use deb822 files
 # (/etc/apt/sources.list.d/debian.sources, where "Types: deb deb-src" also counts), older
-# ones sources.list. Add our own deb822 file only when no deb-src entry exists at all.
+# ones sources.list. When no deb-src entry exists at all, mirror the machine's own `deb`
+# entries for this release (URI, suites, components and signing key as configured, so any
+# mirror works and no host name lives in this script) as deb-src lines of our own file.
 ensure_deb_src() {
   if grep -rqsE '^[[:space:]]*(deb-src|Types:.*deb-src)' /etc/apt/sources.list /etc/apt/sources.list.d/; then
     return
   fi
-  local codename file=/etc/apt/sources.list.d/linkmeter-kube-src.sources
+  local codename file=/etc/apt/sources.list.d/linkmeter-kube-src.list lines
   codename=$(debian_codename)
-  log "adding deb-src entries for $codename ($file)"
-  cat >"$file" <<EOF
-# Added by linkmeter scripts/kube-env.sh to build kube-apiserver from Debian's source.
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: $codename $codename-updates
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-EOF
+  lines=$(deb_src_lines "$codename")
+  [[ -n $lines ]] || die "no apt 'deb' entry for $codename to derive a deb-src entry from; add one to /etc/apt/sources.list.d/"
+  log "adding deb-src entries for $codename, from the apt deb entries ($file)"
+  {
+    echo "# Added by linkmeter scripts/kube-env.sh to build kube-apiserver from Debian's source."
+    echo "$lines"
+  } >"$file"
   apt_updated=0
+}
+
+# One-line `deb-src` entries mirroring every `deb` entry whose suite is CODENAME or
+# CODENAME-something (third-party repositories with other suites often ship no sources).
+# Reads one-line *.list files and deb822 *.sources stanzas.
+deb_src_lines() {
+  local codename=$1 f
+  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+    [[ -r $f ]] || continue
+    awk -v rel="$codename" '
+      $1 == "deb" {
+        i = 2; opts = ""
+        if ($2 ~ /^\[/) { while ($i !~ /\]$/ && i < NF) { opts = opts $i " "; i++ } opts = opts $i " "; i++ }
+        uri = $i; suite = $(i + 1)
+        if (suite != rel && index(suite, rel "-") != 1) next
+        comps = ""; for (j = i + 2; j <= NF; j++) comps = comps " " $j
+        print "deb-src " opts uri " " suite comps
+      }' "$f"
+  done
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [[ -r $f ]] || continue
+    awk -v rel="$codename" '
+      function flush(   n, s, i, keep) {
+        if (types ~ /(^|[[:space:]])deb([[:space:]]|$)/ && enabled != "no" && uris != "") {
+          n = split(suites, s, /[[:space:]]+/)
+          for (i = 1; i <= n; i++) {
+            if (s[i] != rel && index(s[i], rel "-") != 1) continue
+            nu = split(uris, u, /[[:space:]]+/)
+            for (k = 1; k <= nu; k++)
+              print "deb-src " (signed != "" ? "[signed-by=" signed "] " : "") u[k] " " s[i] " " comps
+          }
+        }
+        types = uris = suites = comps = signed = enabled = ""
+      }
+      /^[[:space:]]*#/ { next }
+      /^[[:space:]]*$/ { flush(); next }
+      /^[[:space:]]/ { next } # a continuation line (e.g. an inline key block)
+      {
+        key = tolower($1); sub(/:$/, "", key)
+        val = $0; sub(/^[^:]*:[[:space:]]*/, "", val); sub(/[[:space:]]+$/, "", val)
+        if (key == "types") types = val
+        else if (key == "uris") uris = val
+        else if (key == "suites") suites = val
+        else if (key == "components") comps = val
+        else if (key == "signed-by") signed = val
+        else if (key == "enabled") enabled = tolower(val)
+      }
+      END { flush() }' "$f"
+  done
 }
 
 # Version of the `kubernetes` source package apt would fetch now, or "" when apt has no
