@@ -24,8 +24,8 @@ use std::ffi::CStr;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, Read, Write};
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -132,144 +132,86 @@ struct Counters {
     late_ns: AtomicU64,
 }
 
-/// The packets of one direction waiting for their release time, in FIFO
-/// order. With a constant delay (and a rate limit that only pushes later
-/// packets further back) release times never decrease, so the front is
-/// always the next packet due.
-#[derive(Debug, Default)]
-struct Queue {
-    packets: Mutex<VecDeque<(Instant, Vec<u8>)>>,
-    /// Signalled when a packet arrives in an empty queue.
-    ready: Condvar,
-}
-
-type Packets<'a> = MutexGuard<'a, VecDeque<(Instant, Vec<u8>)>>;
-
-/// A poisoned lock means a relay thread panicked; the relay is broken then
-/// and exiting (which the harness notices) beats limping on.
-const POISONED: &str = "relay queue lock poisoned: a relay thread panicked";
-
-impl Queue {
-    fn lock(&self) -> Packets<'_> {
-        self.packets.lock().expect(POISONED)
-    }
-
-    fn wait<'a>(&self, packets: Packets<'a>) -> Packets<'a> {
-        self.ready.wait(packets).expect(POISONED)
-    }
-
-    fn wait_timeout<'a>(&self, packets: Packets<'a>, timeout: Duration) -> Packets<'a> {
-        self.ready.wait_timeout(packets, timeout).expect(POISONED).0
-    }
-}
-
-/// Everything one direction needs.
+/// What one direction shares with `main` (which prints the counters at exit).
 #[derive(Debug)]
 struct Direction {
     label: &'static str,
-    queue: Queue,
     counters: Counters,
     drop: bool,
-}
-
-/// Reads packets from `input`, applies the loss rule and the rate limit, and
-/// queues them with their release time. Exits the process when the device
-/// goes away (its namespace was deleted), because the link is then dead.
-fn reader(mut input: File, dir: Arc<Direction>, cfg: Config) {
-    let mut buf = vec![0u8; MAX_PACKET];
-    let mut ipv4_seen: u64 = 0;
-    // When the link has a rate, the time its "transmitter" is busy until.
-    let mut busy_until = Instant::now();
-    loop {
-        let len = match input.read(&mut buf) {
-            Ok(0) => exit_with(dir.label, "TUN device closed", 0),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => exit_with(dir.label, &format!("read: {e}"), 0),
-        };
-        let now = Instant::now();
-        // Only IPv4 packets count towards drop-every-N, so stray IPv6
-        // control traffic cannot shift which pings are lost.
-        if dir.drop && buf[0] >> 4 == 4 {
-            ipv4_seen += 1;
-            if cfg.drop_every.is_some_and(|n| ipv4_seen.is_multiple_of(n)) {
-                dir.counters.dropped_rule.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-        }
-        let mut depart = now;
-        if let Some(kbit) = cfg.rate_kbit {
-            // Serialisation time of this packet at the link rate.
-            let nanos = len as u64 * 8 * 1_000_000 / kbit;
-            busy_until = busy_until.max(now) + Duration::from_nanos(nanos);
-            depart = busy_until;
-        }
-        let mut packets = dir.queue.lock();
-        if packets.len() >= cfg.queue {
-            dir.counters.dropped_full.fetch_add(1, Ordering::Relaxed);
-            continue;
-        }
-        let was_empty = packets.is_empty();
-        let delay = Duration::from_micros(DELAY_US.load(Ordering::Relaxed));
-        // After a delay decrease, a new packet may be due before older ones; it
-        // then waits behind them (FIFO), as on a path whose queue drains first.
-        packets.push_back((depart + delay, buf[..len].to_vec()));
-        drop(packets);
-        // The sender only sleeps without a deadline when the queue is empty.
-        if was_empty {
-            dir.queue.ready.notify_one();
-        }
-    }
 }
 
 /// Extra margin added to the measured timer overshoot when choosing how
 /// early to wake up; the rest of the wait is spun away.
 const WAKE_MARGIN: Duration = Duration::from_micros(20);
 
-/// Upper bound of the early wake-up, so a slow machine cannot turn the
-/// sender into a busy loop.
-const MAX_LEAD: Duration = Duration::from_micros(500);
+/// Upper bound of the early wake-up. It is also the most a relay spins per
+/// packet: several relays on 2 shared cores (one test binary runs its tests in
+/// parallel) must not starve each other by spinning, or a late wake-up raises
+/// the learned overshoot, which lengthens the spin, which makes wake-ups later.
+const MAX_LEAD: Duration = Duration::from_micros(150);
 
-/// Writes queued packets to `output` at their release times.
+/// One direction of the wire, in one thread: reads packets from `input`
+/// (non-blocking), applies the loss rule and the rate limit, holds each until
+/// its release time and writes it to `output`.
 ///
-/// Sleeping until a deadline overshoots it by the timer's wake-up latency
-/// (about 50 us here), which would add 0.1 ms to every RTT. So the sender
-/// learns that latency (an EWMA of the overshoot), wakes that much (plus a
-/// margin) early, and spins for the rest.
-fn sender(mut output: File, dir: Arc<Direction>) {
+/// One thread per direction, not a reader and a sender, because the hand-over
+/// between two threads costs a second wake-up per packet (tens of microseconds
+/// on a loaded machine), and the relay's own latency is every delay test's
+/// error. The thread sleeps in `ppoll` on the input until the next packet is
+/// nearly due; it learns how late the timer wakes it (an EWMA of the
+/// overshoot), wakes that much (plus a margin) early, and spins for the rest,
+/// still taking in arrivals so their timestamps stay exact.
+fn direction(input: File, mut output: File, dir: Arc<Direction>, cfg: Config) {
+    let mut input = input;
+    let mut buf = vec![0u8; MAX_PACKET];
+    let mut queue: VecDeque<(Instant, Vec<u8>)> = VecDeque::new();
+    let mut ipv4_seen: u64 = 0;
+    // When the link has a rate, the time its "transmitter" is busy until.
+    let mut busy_until = Instant::now();
     let mut overshoot = Duration::from_micros(50);
     loop {
-        let mut packets = dir.queue.lock();
-        let due = loop {
-            match packets.front() {
-                Some(&(due, _)) => break due,
-                None => packets = dir.queue.wait(packets),
+        // Take in everything that has arrived, stamped as it is read.
+        loop {
+            let len = match input.read(&mut buf) {
+                Ok(0) => exit_with(dir.label, "TUN device closed", 0),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => exit_with(dir.label, &format!("read: {e}"), 0),
+            };
+            let now = Instant::now();
+            // Only IPv4 packets count towards drop-every-N, so stray IPv6
+            // control traffic cannot shift which pings are lost.
+            if dir.drop && buf[0] >> 4 == 4 {
+                ipv4_seen += 1;
+                if cfg.drop_every.is_some_and(|n| ipv4_seen.is_multiple_of(n)) {
+                    dir.counters.dropped_rule.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
             }
-        };
-        let lead = (overshoot + WAKE_MARGIN).min(MAX_LEAD);
+            if queue.len() >= cfg.queue {
+                dir.counters.dropped_full.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            let mut depart = now;
+            if let Some(kbit) = cfg.rate_kbit {
+                // Serialisation time of this packet at the link rate.
+                let nanos = len as u64 * 8 * 1_000_000 / kbit;
+                busy_until = busy_until.max(now) + Duration::from_nanos(nanos);
+                depart = busy_until;
+            }
+            let delay = Duration::from_micros(DELAY_US.load(Ordering::Relaxed));
+            // After a delay decrease, a new packet may be due before older ones; it
+            // then waits behind them (FIFO), as on a path whose queue drains first.
+            queue.push_back((depart + delay, buf[..len].to_vec()));
+        }
+        // Release everything due by now.
         let now = Instant::now();
-        if due > now + lead {
-            // Later arrivals never become due before the front, so nothing
-            // needs to wake us before this timeout.
-            let wake_at = due - lead;
-            drop(dir.queue.wait_timeout(packets, wake_at - now));
-            let late = Instant::now().saturating_duration_since(wake_at);
-            overshoot = (overshoot * 7 + late) / 8;
-            continue;
-        }
-        drop(packets);
-        while Instant::now() < due {
-            std::hint::spin_loop();
-        }
-        // Release everything due by now in one go, outside the lock.
-        let now = Instant::now();
-        let mut packets = dir.queue.lock();
-        let mut batch = Vec::new();
-        while packets.front().is_some_and(|(due, _)| *due <= now) {
-            batch.extend(packets.pop_front());
-        }
-        drop(packets);
-        for (due, packet) in batch {
+        while let Some((due, packet)) = queue.pop_front() {
+            if due > now {
+                queue.push_front((due, packet));
+                break;
+            }
             send(
                 &mut output,
                 &dir,
@@ -277,7 +219,63 @@ fn sender(mut output: File, dir: Arc<Direction>) {
                 now.saturating_duration_since(due),
             );
         }
+        // Wait for input, or until the front is nearly due; spin the last stretch.
+        let Some(&(due, _)) = queue.front() else {
+            wait_readable(&input, None);
+            continue;
+        };
+        let lead = (overshoot + WAKE_MARGIN).min(MAX_LEAD);
+        let now = Instant::now();
+        if due > now + lead {
+            let wake_at = due - lead;
+            if !wait_readable(&input, Some(wake_at - now)) {
+                let late = Instant::now().saturating_duration_since(wake_at);
+                overshoot = (overshoot * 7 + late) / 8;
+            }
+        } else {
+            std::hint::spin_loop();
+        }
     }
+}
+
+/// Sleeps until `fd` is readable or `timeout` passed (`None`: no timeout).
+/// Returns whether it is readable.
+fn wait_readable(fd: &File, timeout: Option<Duration>) -> bool {
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ts = timeout.map(|t| libc::timespec {
+        tv_sec: libc::time_t::try_from(t.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_nsec: libc::c_long::from(t.subsec_nanos()),
+    });
+    let ts_ptr = ts
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: `pfd` is one valid pollfd, `ts_ptr` is null or points at a timespec
+    // that outlives the call, and a null signal mask leaves the mask unchanged.
+    let rc = unsafe { libc::ppoll(&mut pfd, 1, ts_ptr, std::ptr::null()) };
+    // An error (EINTR) or a timeout both mean "look again"; POLLHUP/POLLERR
+    // surface as a read error, which exits.
+    rc > 0
+}
+
+/// Puts `file` into non-blocking mode. Dup'ed descriptors share this flag, so the
+/// other direction's writes to the same device become non-blocking too; a TUN
+/// write never blocks anyway (it hands the packet to the network stack).
+fn set_nonblocking(file: &File) -> io::Result<()> {
+    let fd = file.as_raw_fd();
+    // SAFETY: F_GETFL/F_SETFL on an open descriptor take and return plain ints.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Writes one packet and counts it.
@@ -291,6 +289,7 @@ fn send(output: &mut File, dir: &Direction, packet: &[u8], late: Duration) {
         // The peer's device is down or refused the packet; a wire loses
         // packets in that case too.
         Err(e) if e.raw_os_error() == Some(libc::EIO) => {}
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
         Err(e) => exit_with(dir.label, &format!("write: {e}"), 0),
     }
@@ -371,10 +370,12 @@ fn main() {
     };
     let (tun_a_tx, tun_b_tx) = (clone(&tun_a, "dup a"), clone(&tun_b, "dup b"));
 
+    for tun in [&tun_a, &tun_b] {
+        set_nonblocking(tun).unwrap_or_else(|e| exit_with("nonblock", &e.to_string(), 1));
+    }
     let new_dir = |label, drop| {
         Arc::new(Direction {
             label,
-            queue: Queue::default(),
             counters: Counters::default(),
             drop,
         })
@@ -382,9 +383,8 @@ fn main() {
     let ab = new_dir("a->b", cfg.drop_ab);
     let ba = new_dir("b->a", cfg.drop_ba);
     for (input, output, dir) in [(tun_a, tun_b_tx, &ab), (tun_b, tun_a_tx, &ba)] {
-        let (d1, d2, c) = (Arc::clone(dir), Arc::clone(dir), cfg.clone());
-        thread::spawn(move || reader(input, d1, c));
-        thread::spawn(move || sender(output, d2));
+        let (d, c) = (Arc::clone(dir), cfg.clone());
+        thread::spawn(move || direction(input, output, d, c));
     }
 
     let mut stdout = io::stdout().lock();

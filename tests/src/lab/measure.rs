@@ -31,14 +31,7 @@ impl PingStats {
 
     /// Median RTT in milliseconds, or `None` without replies.
     pub fn median_ms(&self) -> Option<f64> {
-        let mut sorted = self.rtts_ms.clone();
-        sorted.sort_by(f64::total_cmp);
-        let n = sorted.len();
-        match n {
-            0 => None,
-            _ if n % 2 == 1 => Some(sorted[n / 2]),
-            _ => Some((sorted[n / 2 - 1] + sorted[n / 2]) / 2.0),
-        }
+        super::median(&self.rtts_ms)
     }
 
     /// Smallest RTT in milliseconds, or `None` without replies.
@@ -105,9 +98,38 @@ impl Lab {
         parse_ping(&String::from_utf8_lossy(&output.stdout))
     }
 
+    /// The median RTT of a `ping` run, in microseconds: the reference that timing
+    /// tests compare linkmeter with. An error when no echo came back.
+    pub fn ping_median_us(
+        &self,
+        from: &Node,
+        to: Ipv4Addr,
+        count: u32,
+        interval: Duration,
+    ) -> Result<f64> {
+        let stats = self.ping(from, to, count, interval)?;
+        let ms = stats
+            .median_ms()
+            .with_context(|| format!("no ping replies from {to}: {stats:?}"))?;
+        Ok(ms * 1000.0)
+    }
+
     /// Runs an iperf3 TCP test of `seconds` from `client` to `server`'s
     /// node address and returns the goodput the server received, in bit/s.
     pub fn iperf3(&self, server: &Node, client: &Node, seconds: u32) -> Result<f64> {
+        self.iperf3_omitting(server, client, seconds, 0)
+    }
+
+    /// Like [`Lab::iperf3`], but leaves the first `omit` seconds (slow start) out of
+    /// the figure (`iperf3 -O`), as linkmeter's adaptive probe does: the reference for
+    /// a short test on a link with a deep queue.
+    pub fn iperf3_omitting(
+        &self,
+        server: &Node,
+        client: &Node,
+        seconds: u32,
+        omit: u32,
+    ) -> Result<f64> {
         let addr = server.addr().to_string();
         let guard = self.spawn(
             self.command(server, "iperf3")
@@ -132,7 +154,7 @@ impl Lab {
         let output = self
             .command(client, "iperf3")
             .args(["-c", &addr, "-B", &client.addr().to_string()])
-            .args(["-t", &seconds.to_string(), "-J"])
+            .args(["-t", &seconds.to_string(), "-O", &omit.to_string(), "-J"])
             .output()
             .context("starting iperf3 client")?;
         let report: serde_json::Value = serde_json::from_slice(&output.stdout)

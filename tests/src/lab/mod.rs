@@ -40,6 +40,7 @@ mod link;
 mod measure;
 mod netns;
 mod process;
+mod reference;
 mod relay;
 
 use std::ffi::OsStr;
@@ -55,6 +56,9 @@ pub use link::{DelaySpec, DropDirection, LinkInfo, LinkSpec, VethSpec};
 pub use measure::{PingStats, parse_ping};
 pub use netns::list as list_netns;
 pub use process::ChildGuard;
+pub use reference::{
+    BusyCore, RELAY_SLACK, THROUGHPUT_TOLERANCE, interleave, median, rtt_tolerance_us,
+};
 pub use relay::{RELAY_ENV, relay_binary};
 
 use link::End;
