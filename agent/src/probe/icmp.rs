@@ -5,17 +5,22 @@
 //! kernel rewrites the identifier of unprivileged echo requests, so replies are matched
 //! by (address, sequence): every target keeps its own sequence counter, and each round
 //! reserves a block of sequence numbers so rounds never reuse one in flight.
+//!
+//! RTTs come from kernel receive timestamps ([`super::echo`]), as ping(8) takes them, so
+//! the runtime's wake-up after a reply never counts.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
 
 use linkmeter_aggregator::api::{CONDITION_ICMP_AVAILABLE, Condition};
 use socket2::Type as SockType;
-use surge_ping::{Client, Config, ICMP, PingIdentifier, PingSequence, SurgeError};
-use tokio::task::JoinSet;
+use tokio::sync::oneshot;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
+
+use super::echo::{self, EchoSocket, Family};
 
 /// Largest echo payload accepted (bytes). Larger buys nothing for latency and risks
 /// fragmentation.
@@ -59,13 +64,132 @@ pub struct PeerSamples {
 }
 
 /// A family's socket, or why it could not be opened.
-type FamilySocket = Result<(Client, SockType), String>;
+type FamilySocket = Result<(Arc<EchoClient>, SockType), String>;
+
+/// What the reply reader hands a waiting echo: the kernel's receive stamp (if any) and
+/// when user space read the reply.
+type Received = (Option<SystemTime>, Instant);
+
+/// Echoes in flight on one socket, by (peer address, sequence).
+type Pending = Mutex<HashMap<(IpAddr, u16), oneshot::Sender<Received>>>;
+
+/// One family's socket shared by every peer, and the task that reads its replies.
+struct EchoClient {
+    shared: Arc<ClientShared>,
+    reader: JoinHandle<()>,
+}
+
+struct ClientShared {
+    socket: EchoSocket,
+    family: Family,
+    ident: u16,
+    pending: Pending,
+}
+
+/// Why one echo got no RTT.
+enum EchoError {
+    /// No reply within the timeout: a lost probe.
+    Timeout,
+    /// The request could not be sent (no route, socket error): the peer's error.
+    Send(std::io::Error),
+}
+
+impl ClientShared {
+    fn pending(&self) -> MutexGuard<'_, HashMap<(IpAddr, u16), oneshot::Sender<Received>>> {
+        // A poisoned lock only means a task panicked mid-insert; the map is still valid.
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl EchoClient {
+    fn open(family: Family, ident: u16) -> std::io::Result<Self> {
+        let shared = Arc::new(ClientShared {
+            socket: EchoSocket::open(family)?,
+            family,
+            ident,
+            pending: Mutex::new(HashMap::new()),
+        });
+        let reader = tokio::spawn(read_replies(Arc::clone(&shared)));
+        Ok(Self { shared, reader })
+    }
+
+    /// One echo to `addr`: its RTT, or why there is none.
+    async fn echo(
+        &self,
+        addr: IpAddr,
+        seq: u16,
+        payload: &[u8],
+        timeout: Duration,
+    ) -> Result<Duration, EchoError> {
+        let s = &self.shared;
+        let (tx, rx) = oneshot::channel();
+        s.pending().insert((addr, seq), tx);
+        let packet = echo::encode_request(s.family, s.ident, seq, payload);
+        let sent = Instant::now();
+        let sent_wall = match s.socket.send(addr, &packet).await {
+            Ok(at) => at,
+            Err(e) => {
+                s.pending().remove(&(addr, seq));
+                return Err(EchoError::Send(e));
+            }
+        };
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok((stamp, read_at))) => Ok(echo::rtt(
+                sent_wall,
+                stamp,
+                read_at.saturating_duration_since(sent),
+            )),
+            _ => {
+                s.pending().remove(&(addr, seq));
+                Err(EchoError::Timeout)
+            }
+        }
+    }
+}
+
+impl Drop for EchoClient {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+/// Reads replies off the socket for as long as the client lives and hands each to the
+/// echo waiting for it. Anything else on the socket (other processes' replies on a raw
+/// socket, requests, ICMP errors queued as socket errors) is skipped.
+async fn read_replies(shared: Arc<ClientShared>) {
+    let mut buf = vec![0u8; MAX_PAYLOAD_BYTES + 128];
+    let mut errors_in_a_row = 0u32;
+    loop {
+        match shared.socket.recv(&mut buf).await {
+            Ok((Some(reply), stamp)) => {
+                errors_in_a_row = 0;
+                let read_at = Instant::now();
+                // Raw sockets see every echo reply to the host: keep only ours.
+                if !shared.socket.kernel_ident() && reply.ident != shared.ident {
+                    continue;
+                }
+                if let Some(tx) = shared.pending().remove(&(reply.from, reply.seq)) {
+                    let _ = tx.send((stamp, read_at));
+                }
+            }
+            Ok((None, _)) => errors_in_a_row = 0,
+            Err(e) => {
+                // An ICMP error for an earlier request is reported once on the next
+                // read; a socket that fails every read is broken, so back off.
+                errors_in_a_row += 1;
+                tracing::debug!(error = %e, "ICMP socket read failed");
+                if errors_in_a_row > 16 {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+}
 
 /// Sends ICMP echo to many peers concurrently over one socket per address family.
 pub struct IcmpProber {
     v4: FamilySocket,
     v6: FamilySocket,
-    ident: PingIdentifier,
     next_seq: Arc<Mutex<HashMap<IpAddr, u16>>>,
 }
 
@@ -83,10 +207,10 @@ impl IcmpProber {
     /// gets a receive task). Never fails: a family that cannot be opened is reported by
     /// [`IcmpProber::condition`] and by an error on every peer of that family.
     pub fn new() -> Self {
+        let ident: u16 = rand::random();
         IcmpProber {
-            v4: open_socket(ICMP::V4),
-            v6: open_socket(ICMP::V6),
-            ident: PingIdentifier(rand::random()),
+            v4: open_socket(Family::V4, ident),
+            v6: open_socket(Family::V6, ident),
             next_seq: Arc::new(Mutex::new(HashMap::new())),
         }
     }
@@ -129,7 +253,7 @@ impl IcmpProber {
                 IpAddr::V6(_) => &self.v6,
             };
             let client = match socket {
-                Ok((client, _)) => client.clone(),
+                Ok((client, _)) => Arc::clone(client),
                 Err(e) => {
                     let failed = PeerSamples {
                         peer: name.clone(),
@@ -147,7 +271,6 @@ impl IcmpProber {
                 client,
                 name: name.clone(),
                 addr: *addr,
-                ident: self.ident,
                 first_seq,
                 first_send: start + offset,
                 cfg: IcmpConfig {
@@ -197,10 +320,9 @@ impl Default for IcmpProber {
 
 /// Everything one peer's task needs for a round.
 struct PeerJob {
-    client: Client,
+    client: Arc<EchoClient>,
     name: String,
     addr: IpAddr,
-    ident: PingIdentifier,
     first_seq: u16,
     first_send: Instant,
     cfg: IcmpConfig,
@@ -213,20 +335,19 @@ impl PeerJob {
         let mut pings = JoinSet::new();
         for n in 0..count {
             tokio::time::sleep_until(self.first_send + self.cfg.interval * n as u32).await;
-            let seq = PingSequence(self.first_seq.wrapping_add(n as u16));
-            let mut pinger = self.client.pinger(self.addr, self.ident).await;
-            pinger.timeout(self.cfg.timeout);
-            let payload = self.payload.clone();
-            pings.spawn(async move { (n, pinger.ping(seq, &payload).await) });
+            let seq = self.first_seq.wrapping_add(n as u16);
+            let (client, payload) = (Arc::clone(&self.client), self.payload.clone());
+            let (addr, timeout) = (self.addr, self.cfg.timeout);
+            pings.spawn(async move { (n, client.echo(addr, seq, &payload, timeout).await) });
         }
         let mut samples = vec![None; count];
         let mut error = None;
         while let Some(joined) = pings.join_next().await {
             let Ok((n, result)) = joined else { continue };
             match result {
-                Ok((_, rtt)) => samples[n] = Some(rtt),
-                Err(SurgeError::Timeout { .. }) => {}
-                Err(e) => {
+                Ok(rtt) => samples[n] = Some(rtt),
+                Err(EchoError::Timeout) => {}
+                Err(EchoError::Send(e)) => {
                     error.get_or_insert_with(|| format!("echo to {}: {e}", self.addr));
                 }
             }
@@ -240,37 +361,24 @@ impl PeerJob {
     }
 }
 
-/// Opens an ICMP socket of the family, unprivileged first, raw second.
-fn open_socket(kind: ICMP) -> FamilySocket {
-    let (family, sysctl) = match kind {
-        ICMP::V4 => ("ICMPv4", "net.ipv4.ping_group_range"),
-        ICMP::V6 => ("ICMPv6", "net.ipv6.ping_group_range"),
+/// Opens an ICMP socket of the family, unprivileged first, raw second; when neither
+/// opens, one line that names both remedies.
+fn open_socket(family: Family, ident: u16) -> FamilySocket {
+    let (name, sysctl) = match family {
+        Family::V4 => ("ICMPv4", "net.ipv4.ping_group_range"),
+        Family::V6 => ("ICMPv6", "net.ipv6.ping_group_range"),
     };
-    let dgram = Config::builder()
-        .kind(kind)
-        .sock_type_hint(SockType::DGRAM)
-        .build();
-    let open = |cfg: &Config| {
-        Client::new(cfg).map(|c| {
-            let t = c.get_socket().get_type();
-            (c, t)
+    EchoClient::open(family, ident)
+        .map(|c| {
+            let kind = c.shared.socket.kind();
+            (Arc::new(c), kind)
         })
-    };
-    // surge-ping falls back from DGRAM to RAW by itself; its error when both fail is
-    // multi-line, so replace it with one line that names both remedies.
-    open(&dgram).map_err(|e| {
-        format!(
-            "cannot open an {family} socket ({}): unprivileged ICMP needs this group in \
-             sysctl {sysctl}, raw ICMP needs CAP_NET_RAW; allow either",
-            os_reason(&e.to_string())
-        )
-    })
-}
-
-/// The last line of surge-ping's multi-line error, which carries the OS reason.
-fn os_reason(s: &str) -> &str {
-    let last = s.lines().last().unwrap_or(s);
-    last.trim().trim_start_matches("Original error: ")
+        .map_err(|e| {
+            format!(
+                "cannot open an {name} socket ({e}): unprivileged ICMP needs this group in \
+                 sysctl {sysctl}, raw ICMP needs CAP_NET_RAW; allow either"
+            )
+        })
 }
 
 /// Echo payload: a recognisable repeating pattern, as ping(8) uses.
@@ -302,12 +410,6 @@ mod tests {
             assert_eq!(p.reserve_sequences(a, 65_500), 40);
             assert_eq!(p.reserve_sequences(a, 1), 4, "wraps modulo 2^16");
         });
-    }
-
-    #[test]
-    fn error_text_keeps_the_os_reason_on_one_line() {
-        let e = "Permission denied creating ICMP socket. On Linux:\n1. x\nOriginal error: Operation not permitted (os error 1)";
-        assert_eq!(os_reason(e), "Operation not permitted (os error 1)");
     }
 
     #[tokio::test]
