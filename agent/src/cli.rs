@@ -9,9 +9,12 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::collect::system::SystemConfig;
 use crate::daemon::{RunArgs, RunConfig, StaticPeers};
 use crate::exit;
+pub use crate::host::HostPaths;
 use crate::logging::{self, LogFormat};
+use crate::probe::{IcmpConfig, PeerTarget};
 use crate::snapshot::{self, SnapshotOptions};
 use crate::throughput::{ProbeArgs, ServeArgs, ThroughputError};
 
@@ -83,41 +86,28 @@ pub struct SnapshotArgs {
     pub host: HostPaths,
 }
 
-/// Where the host's /proc, /sys and root filesystem are (mounted into the container).
-#[derive(Debug, Args, Clone)]
-pub struct HostPaths {
-    /// The host's /proc (e.g. `/host/proc` in a container).
-    #[arg(
-        long,
-        env = "LINKMETER_HOST_PROC",
-        default_value = "/proc",
-        value_name = "DIR"
-    )]
-    pub host_proc: PathBuf,
-    /// The host's /sys.
-    #[arg(
-        long,
-        env = "LINKMETER_HOST_SYS",
-        default_value = "/sys",
-        value_name = "DIR"
-    )]
-    pub host_sys: PathBuf,
-    /// The host's root filesystem, for disk usage of its mount points.
-    #[arg(
-        long,
-        env = "LINKMETER_HOST_ROOT",
-        default_value = "/",
-        value_name = "DIR"
-    )]
-    pub host_root: PathBuf,
-}
-
-impl Default for HostPaths {
-    fn default() -> Self {
-        HostPaths {
-            host_proc: "/proc".into(),
-            host_sys: "/sys".into(),
-            host_root: "/".into(),
+/// The CLI owns the mapping from its flags to what `snapshot` runs, so `snapshot`
+/// never imports the CLI.
+impl From<SnapshotArgs> for SnapshotOptions {
+    fn from(a: SnapshotArgs) -> Self {
+        SnapshotOptions {
+            peers: a.peers.iter().map(|p| PeerTarget::from_host(p)).collect(),
+            icmp: IcmpConfig {
+                count: a.count,
+                interval: a.interval,
+                timeout: a.timeout,
+                payload_bytes: usize::from(a.payload_size),
+            },
+            gpu: !a.no_gpu,
+            nvml_library: a.nvml_library,
+            system: !a.no_system,
+            system_config: SystemConfig {
+                proc_root: a.host.host_proc,
+                sys_root: a.host.host_sys,
+                root_fs: a.host.host_root,
+                ..SystemConfig::default()
+            },
+            json: a.json,
         }
     }
 }
@@ -228,7 +218,7 @@ fn run_daemon(args: &RunArgs) -> ExitCode {
         spawn_signal_handler(token.clone())?;
         let Some(settings) = config.kube.clone() else {
             let source = std::sync::Arc::new(StaticPeers::new(config.peers.clone()));
-            crate::daemon::run(config, source, None, token).await?;
+            crate::daemon::run(config, source, Vec::new(), token).await?;
             return Ok(exit::code(exit::OK));
         };
         use crate::kube::{ApiHealth, KubeHandles, KubePeers, discovery::Selection};
@@ -251,7 +241,7 @@ fn run_daemon(args: &RunArgs) -> ExitCode {
             token.clone(),
         );
         let kube = KubeHandles { client, health };
-        crate::daemon::run(config, source, Some(kube), token).await?;
+        crate::daemon::run(config, source, vec![Box::new(kube)], token).await?;
         Ok(exit::code(exit::OK))
     });
     if code != exit::code(exit::OK) {

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod collect;
 pub mod daemon;
 pub mod exit;
+pub mod host;
 pub mod kube;
 pub mod logging;
 pub mod probe;

@@ -13,7 +13,7 @@ use std::time::Duration;
 use clap::Args;
 use serde::Deserialize;
 
-use crate::cli::HostPaths;
+use crate::host::HostPaths;
 use crate::probe::{IcmpConfig, PeerTarget, icmp::MAX_PAYLOAD_BYTES};
 use crate::throughput::allow::Cidr;
 

@@ -16,7 +16,9 @@ pub mod served;
 pub mod state;
 pub mod throughput_loop;
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -32,7 +34,7 @@ use crate::collect::gpu::{GpuCollector, GpuConfig};
 use crate::collect::system::{SystemCollector, SystemConfig};
 use crate::throughput::server::{Server, ServerConfig};
 pub use config::{ConfigError, RunArgs, RunConfig};
-use metrics::Metrics;
+pub use metrics::Metrics;
 pub use peers::{PeerSource, StaticPeers};
 use state::AgentState;
 
@@ -119,13 +121,27 @@ pub struct Bound {
     pub throughput: Option<SocketAddr>,
 }
 
+/// A task the daemon runs beside its own, handed in by whoever starts it (the CLI
+/// hands in the NodeTopology publisher with `--kube`), so the daemon never names what
+/// runs on top of it and its imports point one way.
+pub trait Addon: Send {
+    /// Registers the addon's metrics, before the shared state is frozen.
+    fn register(&self, metrics: &mut Metrics);
+    /// The addon's task, run until `shutdown` is cancelled.
+    fn start(
+        self: Box<Self>,
+        shared: Arc<Shared>,
+        shutdown: CancellationToken,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+}
+
 /// Runs the daemon until `shutdown` is cancelled. Fails only when a listening socket
-/// cannot be bound; everything after that is logged and kept running. With `kube`
-/// (from `--kube`), the NodeTopology publisher runs too.
+/// cannot be bound; everything after that is logged and kept running. Each of
+/// `addons` runs as one more task with the shared state.
 pub async fn run(
     config: RunConfig,
     source: Arc<dyn PeerSource>,
-    kube: Option<crate::kube::KubeHandles>,
+    addons: Vec<Box<dyn Addon>>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.listen)
@@ -153,8 +169,8 @@ pub async fn run(
     };
     let mut shared = Shared::new(config);
     shared.test_gate = test_gate;
-    if let Some(k) = &kube {
-        shared.metrics.register_kube(k.health.gauge());
+    for addon in &addons {
+        addon.register(&mut shared.metrics);
     }
     let shared = Arc::new(shared);
     tracing::info!(
@@ -162,7 +178,7 @@ pub async fn run(
         http = %bound.http,
         throughput = ?bound.throughput,
         peers = shared.config.peers.len(),
-        kube = kube.is_some(),
+        addons = addons.len(),
         "linkmeter agent started"
     );
 
@@ -248,10 +264,8 @@ pub async fn run(
             shutdown.clone(),
         ));
     }
-    if let (Some(k), Some(settings)) = (kube, shared.config.kube.as_ref()) {
-        let publisher =
-            crate::kube::publisher::Publisher::new(shared.clone(), k.client, k.health, settings);
-        tasks.spawn(publisher.run(shutdown.clone()));
+    for addon in addons {
+        tasks.spawn(addon.start(shared.clone(), shutdown.clone()));
     }
     {
         let sh = shared.clone();

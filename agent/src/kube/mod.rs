@@ -42,6 +42,30 @@ pub struct KubeHandles {
     pub health: Arc<ApiHealth>,
 }
 
+/// With `--kube`, the daemon runs the NodeTopology publisher as an addon; the daemon
+/// itself never names this module.
+impl crate::daemon::Addon for KubeHandles {
+    fn register(&self, metrics: &mut crate::daemon::Metrics) {
+        metrics.register_kube(self.health.gauge());
+    }
+
+    fn start(
+        self: Box<Self>,
+        shared: Arc<crate::daemon::Shared>,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        Box::pin(async move {
+            let Some(settings) = shared.config.kube.clone() else {
+                tracing::error!("NodeTopology publisher started without --kube settings");
+                return;
+            };
+            publisher::Publisher::new(shared, self.client, self.health, &settings)
+                .run(shutdown)
+                .await;
+        })
+    }
+}
+
 impl std::fmt::Debug for KubeHandles {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KubeHandles")

@@ -11,7 +11,6 @@ use std::time::Duration;
 use linkmeter_aggregator::api::{Link, NodeAddress, NodeTopologyStatus};
 use linkmeter_aggregator::summary::RttWindow;
 
-use crate::cli::SnapshotArgs;
 use crate::collect::Collector;
 use crate::collect::gpu::{GpuCollector, GpuConfig, GpuReport};
 use crate::collect::system::{SystemCollector, SystemConfig, SystemReport};
@@ -34,30 +33,6 @@ pub struct SnapshotOptions {
     pub system_config: SystemConfig,
     /// Print JSON instead of text.
     pub json: bool,
-}
-
-impl From<SnapshotArgs> for SnapshotOptions {
-    fn from(a: SnapshotArgs) -> Self {
-        SnapshotOptions {
-            peers: a.peers.iter().map(|p| PeerTarget::from_host(p)).collect(),
-            icmp: IcmpConfig {
-                count: a.count,
-                interval: a.interval,
-                timeout: a.timeout,
-                payload_bytes: usize::from(a.payload_size),
-            },
-            gpu: !a.no_gpu,
-            nvml_library: a.nvml_library,
-            system: !a.no_system,
-            system_config: SystemConfig {
-                proc_root: a.host.host_proc,
-                sys_root: a.host.host_sys,
-                root_fs: a.host.host_root,
-                ..SystemConfig::default()
-            },
-            json: a.json,
-        }
-    }
 }
 
 /// Everything one snapshot found: the status as it would be published, plus the
