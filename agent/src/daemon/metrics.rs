@@ -52,6 +52,11 @@ struct CollectorLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RoleLabels {
+    role: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TestLabels {
     role: String,
     result: String,
@@ -98,7 +103,7 @@ pub struct Metrics {
     peers: Gauge,
     peers_without_series: Gauge,
     tests: Family<TestLabels, Counter>,
-    test_bytes: Family<CollectorLabels, Counter>,
+    test_bytes: Family<RoleLabels, Counter>,
     collector_duration: Family<CollectorLabels, FloatGauge>,
     collector_success: Family<CollectorLabels, Gauge>,
     gpu_info: Family<GpuInfoLabels, Gauge>,
@@ -212,7 +217,7 @@ impl Metrics {
         );
         r.register(
             "linkmeter_throughput_test_bytes",
-            "Bytes moved by throughput tests, by role (collector label)",
+            "Bytes moved by throughput tests, by role (client, server)",
             m.test_bytes.clone(),
         );
         r.register(
@@ -427,9 +432,7 @@ impl Metrics {
             .inc();
         if bytes > 0 {
             self.test_bytes
-                .get_or_create(&CollectorLabels {
-                    collector: role.into(),
-                })
+                .get_or_create(&RoleLabels { role: role.into() })
                 .inc_by(bytes);
         }
     }
