@@ -17,6 +17,7 @@ use crate::logging::{self, LogFormat};
 use crate::probe::{IcmpConfig, PeerTarget};
 use crate::snapshot::{self, SnapshotOptions};
 use crate::throughput::{ProbeArgs, ServeArgs, ThroughputError};
+use crate::units::parse_duration_in;
 
 /// linkmeter node agent: measures latency and throughput to peer nodes, GPUs and the
 /// host, for Prometheus and for topology-aware scheduling.
@@ -112,19 +113,6 @@ impl From<SnapshotArgs> for SnapshotOptions {
     }
 }
 
-fn parse_duration_in(s: &str, min: Duration, max: Duration) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s.trim())
-        .map_err(|e| format!("{e} (expected e.g. 100ms, 2s, 1m)"))?;
-    if d < min || d > max {
-        return Err(format!(
-            "must be between {} and {}",
-            humantime::format_duration(min),
-            humantime::format_duration(max)
-        ));
-    }
-    Ok(d)
-}
-
 fn parse_interval(s: &str) -> Result<Duration, String> {
     parse_duration_in(s, Duration::from_millis(1), Duration::from_secs(3600))
 }
@@ -215,7 +203,7 @@ fn run_daemon(args: &RunArgs) -> ExitCode {
     };
     let code = run_async(false, async move {
         let token = tokio_util::sync::CancellationToken::new();
-        spawn_signal_handler(token.clone())?;
+        crate::shutdown::cancel_on_signals(token.clone())?;
         let Some(settings) = config.kube.clone() else {
             let source = std::sync::Arc::new(StaticPeers::new(config.peers.clone()));
             crate::daemon::run(config, source, Vec::new(), token).await?;
@@ -248,21 +236,6 @@ fn run_daemon(args: &RunArgs) -> ExitCode {
         write_termination_log("linkmeter-agent run failed; see the log for the cause");
     }
     code
-}
-
-/// Cancels `token` on SIGTERM (what the kubelet sends) or SIGINT.
-fn spawn_signal_handler(token: tokio_util::sync::CancellationToken) -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM received"),
-            _ = int.recv() => tracing::info!("SIGINT received"),
-        }
-        token.cancel();
-    });
-    Ok(())
 }
 
 /// Kubernetes shows `/dev/termination-log` in `kubectl describe pod`; write the reason
@@ -304,32 +277,24 @@ fn run_snapshot(args: SnapshotArgs) -> ExitCode {
     let opts = SnapshotOptions::from(args);
     // One thread is plenty for a one-shot report and keeps RSS small; collectors that
     // block run on Tokio's blocking pool.
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("linkmeter-agent: cannot start the async runtime: {e}");
-            return exit::code(exit::FAILURE);
+    run_async(true, async move {
+        let snap = snapshot::take(&opts).await;
+        let out = if opts.json {
+            snapshot::render::json(&snap)
+        } else {
+            Ok(snapshot::render::text(&snap))
+        };
+        match out {
+            Ok(text) => {
+                println!("{text}");
+                Ok(exit::code(exit::OK))
+            }
+            Err(e) => {
+                eprintln!("linkmeter-agent: cannot render the report: {e}");
+                Ok(exit::code(exit::FAILURE))
+            }
         }
-    };
-    let snap = rt.block_on(snapshot::take(&opts));
-    let out = if opts.json {
-        snapshot::render::json(&snap)
-    } else {
-        Ok(snapshot::render::text(&snap))
-    };
-    match out {
-        Ok(text) => {
-            println!("{text}");
-            exit::code(exit::OK)
-        }
-        Err(e) => {
-            eprintln!("linkmeter-agent: cannot render the report: {e}");
-            exit::code(exit::FAILURE)
-        }
-    }
+    })
 }
 
 #[cfg(test)]

@@ -14,5 +14,7 @@ pub mod host;
 pub mod kube;
 pub mod logging;
 pub mod probe;
+pub mod shutdown;
 pub mod snapshot;
 pub mod throughput;
+pub mod units;

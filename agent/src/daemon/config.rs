@@ -16,6 +16,7 @@ use serde::Deserialize;
 use crate::host::HostPaths;
 use crate::probe::{IcmpConfig, PeerTarget, icmp::MAX_PAYLOAD_BYTES};
 use crate::throughput::allow::Cidr;
+pub use crate::units::{parse_bytes, parse_duration};
 
 /// A configuration error; the message names the option and what is wrong with it.
 #[derive(Debug, thiserror::Error)]
@@ -618,16 +619,6 @@ fn validate_name(name: &str) -> Result<(), ConfigError> {
             .all(|c| c.is_ascii_alphanumeric() || "-._:[]".contains(c)),
         &format!("name {name:?} may only hold letters, digits and - . _ : [ ]"),
     )
-}
-
-/// Parses `10s`, `1500ms`, `2m` (humantime), rejecting zero.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    crate::throughput::cli::parse_duration(s.trim())
-}
-
-/// Parses byte sizes such as `512MiB`, `2G`, `1000000`.
-pub fn parse_bytes(s: &str) -> Result<u64, String> {
-    crate::throughput::cli::parse_bytes(s.trim())
 }
 
 #[cfg(test)]

@@ -24,14 +24,10 @@ pub use health::ApiHealth;
 
 use std::sync::Arc;
 
-/// Field manager of every server-side apply the agent makes.
-pub const FIELD_MANAGER: &str = "linkmeter-agent";
-
-/// Label with the node's zone, read into the status and used to pick peers.
-pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
-
-/// Label with the node's region.
-pub const REGION_LABEL: &str = "topology.kubernetes.io/region";
+/// The API contract's names, defined once in the shared library.
+pub use linkmeter_aggregator::api::{
+    AGENT_FIELD_MANAGER as FIELD_MANAGER, API_VERSION, REGION_LABEL, ZONE_LABEL,
+};
 
 /// What the daemon needs to publish: a client and the shared reachability state.
 #[derive(Clone)]

@@ -302,7 +302,7 @@ impl Publisher {
         // fields stay the same set on servers older than 1.22, which do not keep the
         // main resource's and the status's managed fields apart.
         let body = json!({
-            "apiVersion": "linkmeter.dev/v1alpha1",
+            "apiVersion": super::API_VERSION,
             "kind": "NodeTopology",
             "metadata": self.metadata(),
             "spec": {},
@@ -343,7 +343,7 @@ impl Publisher {
                 .to_string(),
         );
         let body = json!({
-            "apiVersion": "linkmeter.dev/v1alpha1",
+            "apiVersion": super::API_VERSION,
             "kind": "NodeTopology",
             "metadata": self.metadata(),
             "status": status,

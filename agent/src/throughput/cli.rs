@@ -18,6 +18,7 @@ use super::client::{ClientConfig, Direction, DirectionReport, Progress, run_test
 use super::estimator::EstimatorConfig;
 use super::protocol::DEFAULT_PORT;
 use super::server::{Server, ServerConfig};
+use crate::units::{parse_bytes, parse_duration};
 
 /// `probe`: measure TCP throughput to an iperf3-compatible server, both directions.
 #[derive(Debug, Clone, clap::Args)]
@@ -71,46 +72,6 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = 16,
           value_parser = clap::value_parser!(u32).range(1..=128))]
     pub max_streams: u32,
-}
-
-/// Parses `10s`, `1500ms`, `2m` (humantime), rejecting zero.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e}"))?;
-    if d.is_zero() {
-        return Err("duration must be positive".into());
-    }
-    Ok(d)
-}
-
-/// Parses a byte count: a number with an optional decimal (K, M, G, T) or binary
-/// (Ki, Mi, Gi, Ti) suffix and an optional `B`; rejects zero.
-pub fn parse_bytes(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let t = t.strip_suffix(['B', 'b']).unwrap_or(t);
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let mult: f64 = match unit.to_ascii_lowercase().as_str() {
-        "" => 1.0,
-        "k" => 1e3,
-        "m" => 1e6,
-        "g" => 1e9,
-        "t" => 1e12,
-        "ki" => 1024.0,
-        "mi" => 1024.0 * 1024.0,
-        "gi" => 1024.0 * 1024.0 * 1024.0,
-        "ti" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
-        _ => return Err(format!("invalid byte count {s:?} (e.g. 500M, 2G, 1GiB)")),
-    };
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid byte count {s:?} (e.g. 500M, 2G, 1GiB)"))?;
-    let v = n * mult;
-    if !v.is_finite() || !(1.0..1.8e19).contains(&v) {
-        return Err(format!("byte count {s:?} out of range"));
-    }
-    Ok(v as u64)
 }
 
 /// Splits `HOST[:PORT]`, `[V6]:PORT` or a bare IPv6 address.
@@ -275,29 +236,9 @@ pub async fn run_serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Err(e) => return Err(e.into()),
     };
     let shutdown = CancellationToken::new();
-    let trigger = shutdown.clone();
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("shutting down");
-        trigger.cancel();
-    });
+    crate::shutdown::cancel_on_signals(shutdown.clone())?;
     server.run(shutdown).await?;
     Ok(ExitCode::SUCCESS)
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
 
 #[cfg(test)]
@@ -328,26 +269,6 @@ mod tests {
                 "{bad}"
             );
         }
-    }
-
-    #[test]
-    fn byte_counts() {
-        assert_eq!(parse_bytes("1000"), Ok(1000));
-        assert_eq!(parse_bytes("500M"), Ok(500_000_000));
-        assert_eq!(parse_bytes("2G"), Ok(2_000_000_000));
-        assert_eq!(parse_bytes("1.5GB"), Ok(1_500_000_000));
-        assert_eq!(parse_bytes("64KiB"), Ok(65_536));
-        assert_eq!(parse_bytes("1gi"), Ok(1 << 30));
-        for bad in ["", "0", "-1", "1X", "G", "1e9", "nanM"] {
-            assert!(parse_bytes(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("1500ms"), Ok(Duration::from_millis(1500)));
-        assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("soon").is_err());
     }
 
     #[test]

@@ -13,3 +13,25 @@ pub use node_topology::*;
 pub const GROUP: &str = "linkmeter.dev";
 /// API version of every linkmeter resource.
 pub const VERSION: &str = "v1alpha1";
+/// `apiVersion` of every linkmeter object: `GROUP/VERSION`.
+pub const API_VERSION: &str = "linkmeter.dev/v1alpha1";
+
+/// Field manager of every server-side apply the node agent makes.
+pub const AGENT_FIELD_MANAGER: &str = "linkmeter-agent";
+
+/// Well-known Node label with the node's zone: read into the NodeTopology status, used
+/// to pick peers, and (upstream) the only topology the NetworkOverhead plugin sees.
+pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
+/// Well-known Node label with the node's region.
+pub const REGION_LABEL: &str = "topology.kubernetes.io/region";
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn api_version_is_group_and_version() {
+        assert_eq!(
+            super::API_VERSION,
+            format!("{}/{}", super::GROUP, super::VERSION)
+        );
+    }
+}
