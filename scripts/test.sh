@@ -52,4 +52,12 @@ echo "== cargo build (binaries the integration tests run)" >&2
 cargo build --workspace --bins --locked
 echo "== cargo test" >&2
 # --no-fail-fast: one failing test binary must not hide the results of the others.
-cargo test --workspace --locked --no-fail-fast "$@"
+# --show-output: the timing tests print their figures and the references they were
+# held to; CI's log keeps them for passing tests too.
+harness_args=(--show-output)
+for a in "$@"; do [[ $a == -- ]] && harness_args=(); done
+if ((${#harness_args[@]})); then
+  cargo test --workspace --locked --no-fail-fast "$@" -- "${harness_args[@]}"
+else
+  cargo test --workspace --locked --no-fail-fast "$@" --show-output
+fi
