@@ -27,7 +27,7 @@ use ::kube::{Api, Client, ResourceExt};
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use linkmeter_aggregator::api::{NodeAddress, NodeTopology, NodeTopologyStatus};
-use linkmeter_aggregator::publish::{Decision, Hysteresis, Reason};
+use linkmeter_aggregator::publish::{Hysteresis, Plan, PublishPlanner};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -53,8 +53,6 @@ pub const CHECK_PERIOD: Duration = Duration::from_secs(5);
 /// would be replaced by a full one a minimum interval later, costing a write).
 const FIRST_ROUND_WAIT: Duration = Duration::from_secs(60);
 
-/// Metric label of the write after an outage.
-const REASON_RECOVERY: &str = "recovery";
 /// Metric label of the object (metadata) write.
 const REASON_OBJECT: &str = "object";
 
@@ -64,7 +62,10 @@ pub struct Publisher {
     topologies: Api<NodeTopology>,
     nodes: Api<Node>,
     health: Arc<ApiHealth>,
-    hysteresis: Hysteresis,
+    /// Every decision about what to write and when (pure, unit-tested).
+    planner: PublishPlanner,
+    /// The planner's clock: its `now` is the time since this instant.
+    origin: Instant,
     node_name: String,
     /// ownerReference to the Node, once its GET succeeded.
     owner: Option<OwnerReference>,
@@ -74,14 +75,6 @@ pub struct Publisher {
     missing_logged: bool,
     /// The object exists with the current owner.
     object_applied: bool,
-    /// The last status written in full (without `publishedAt`) and when.
-    published: Option<(NodeTopologyStatus, Instant)>,
-    /// When anything (full write or light heartbeat) was last written.
-    last_write: Option<Instant>,
-    /// Light heartbeats since the last full write.
-    light_heartbeats: u32,
-    /// An outage happened since the last write: write again as soon as allowed.
-    stale: bool,
     backoff: Backoff,
     /// The last non-outage error, so a repeating one is logged once.
     last_error: Option<String>,
@@ -92,7 +85,7 @@ impl std::fmt::Debug for Publisher {
         f.debug_struct("Publisher")
             .field("node_name", &self.node_name)
             .field("object_applied", &self.object_applied)
-            .field("stale", &self.stale)
+            .field("stale", &self.planner.is_stale())
             .finish_non_exhaustive()
     }
 }
@@ -128,15 +121,12 @@ impl Publisher {
             topologies: Api::all(client.clone()),
             nodes: Api::all(client),
             health,
-            hysteresis,
+            planner: PublishPlanner::new(hysteresis, FULL_REFRESH_EVERY, CHECK_PERIOD),
+            origin: Instant::now(),
             owner: None,
             node_read_at: None,
             missing_logged: false,
             object_applied: false,
-            published: None,
-            last_write: None,
-            light_heartbeats: 0,
-            stale: false,
             backoff: Backoff::new(Duration::from_millis(500), cap),
             last_error: None,
         }
@@ -174,7 +164,7 @@ impl Publisher {
                 r = recoveries.changed() => {
                     if r.is_ok() {
                         // Discovery saw the server return: our object is stale.
-                        self.stale = true;
+                        self.planner.mark_stale();
                     }
                 }
             }
@@ -198,39 +188,25 @@ impl Publisher {
             self.apply_object().await?;
         }
         let current = self.shared.status();
-        // Timing (heartbeat, minimum interval) counts any write; the comparison is
-        // with the last full write, since that is what the object's figures say.
-        let since = self.last_write.map(|at| at.elapsed());
-        let decision = if self.stale {
-            match since {
-                Some(age) if age < self.hysteresis.min_interval => {
-                    Decision::Defer(self.hysteresis.min_interval - age)
-                }
-                _ => return self.write_status(current, REASON_RECOVERY).await,
-            }
-        } else {
-            self.hysteresis
-                .decide(self.published.as_ref().map(|(s, _)| s), since, &current)
-        };
-        match decision {
-            Decision::Publish(Reason::Heartbeat)
-                if self.light_heartbeats + 1 < FULL_REFRESH_EVERY =>
-            {
-                self.write_heartbeat(&current).await
-            }
-            Decision::Publish(reason) => self.write_status(current, reason.as_str()).await,
-            Decision::Defer(d) => Ok(d.clamp(Duration::from_millis(100), CHECK_PERIOD)),
-            Decision::Skip => Ok(CHECK_PERIOD),
+        match self.planner.plan(self.now(), &current) {
+            Plan::Heartbeat => self.write_heartbeat(&current).await,
+            Plan::Full(reason) => self.write_status(current, reason).await,
+            Plan::Wait(d) => Ok(d),
         }
+    }
+
+    /// The planner's clock.
+    fn now(&self) -> Duration {
+        self.origin.elapsed()
     }
 
     /// Reads the Node: until it is found, once per minimum interval; then once per
     /// heartbeat, to pick up label and address changes and a re-created Node (new uid).
     async fn read_node_if_due(&mut self) -> Result<(), StepError> {
         let every = if self.owner.is_some() {
-            self.hysteresis.heartbeat
+            self.planner.hysteresis().heartbeat
         } else {
-            self.hysteresis.min_interval
+            self.planner.hysteresis().min_interval
         };
         if self.node_read_at.is_some_and(|t| t.elapsed() < every) {
             return Ok(());
@@ -358,10 +334,8 @@ impl Publisher {
             Ok(_) => {
                 self.health.reachable("publisher");
                 self.shared.metrics.count_publish(reason, bytes);
-                let was_stale = std::mem::replace(&mut self.stale, false);
-                self.published = Some((current, Instant::now()));
-                self.last_write = Some(Instant::now());
-                self.light_heartbeats = 0;
+                let now = self.now();
+                let was_stale = self.planner.wrote_full(now, current);
                 self.last_error = None;
                 // The first write and the one after an outage are news; the rest
                 // are routine and counted in linkmeter_publish_writes_total.
@@ -407,8 +381,8 @@ impl Publisher {
             Ok(_) => {
                 self.health.reachable("publisher");
                 self.shared.metrics.count_publish("heartbeat", bytes);
-                self.last_write = Some(Instant::now());
-                self.light_heartbeats += 1;
+                let now = self.now();
+                self.planner.wrote_heartbeat(now);
                 self.last_error = None;
                 tracing::debug!(bytes, "NodeTopology heartbeat published");
                 Ok(CHECK_PERIOD)
@@ -419,7 +393,7 @@ impl Publisher {
                 {
                     self.object_applied = false;
                     // The object is gone: the next write must be a full one.
-                    self.stale = true;
+                    self.planner.mark_stale();
                 }
                 Err(self.classify(e, "writing the NodeTopology heartbeat"))
             }
@@ -429,7 +403,7 @@ impl Publisher {
     fn classify(&mut self, e: ::kube::Error, what: &str) -> StepError {
         if self.health.record_error("publisher", &e) {
             // The write is lost with the outage; say so once more on recovery.
-            self.stale = true;
+            self.planner.mark_stale();
             StepError::Outage
         } else {
             StepError::Api(format!("{what}: {e}"))
