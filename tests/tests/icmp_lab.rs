@@ -176,7 +176,7 @@ fn every_fifth_packet_dropped_reads_20_percent_loss() {
     // The relay drops exactly every 5th IPv4 packet a->b: 20% of the requests.
     assert!((loss - 0.2).abs() <= 0.05, "loss {loss}");
     // The replies that do come are timed like ping's on the same lossy path.
-    let (ours, ping) = ours_vs_ping(&lab, &a, b.addr(), 3, 40, 10);
+    let (ours, ping) = ours_vs_ping(&lab, &a, b.addr(), 5, 40, 10);
     assert_matches_ping("lossy 1 ms link", ours, ping);
 }
 
