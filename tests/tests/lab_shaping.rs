@@ -25,6 +25,10 @@ fn tbf_40_mbit_gives_about_95_percent_goodput() -> Result<()> {
     let Some(mbit) = goodput_mbit(40, 3)? else {
         return Ok(());
     };
+    // iperf3 is the reference tool itself here, so the lab's tbf is checked against
+    // its configured rate with a bound it honours under load: 38.1-38.2 Mbit/s (95.3%)
+    // idle and with one core busy, so 85-100% leaves a wide margin both ways and
+    // still catches a missing or mis-sized qdisc (an unshaped veth reads Gbit/s).
     ensure!(
         (34.0..=40.0).contains(&mbit),
         "goodput {mbit} Mbit/s not within 85-100 % of 40"
