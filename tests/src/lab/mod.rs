@@ -57,7 +57,8 @@ pub use measure::{PingStats, parse_ping};
 pub use netns::list as list_netns;
 pub use process::ChildGuard;
 pub use reference::{
-    BusyCore, RELAY_SLACK, THROUGHPUT_TOLERANCE, interleave, median, rtt_tolerance_us,
+    BusyCore, RELAY_PICKUP_US, RELAY_SLACK, THROUGHPUT_TOLERANCE, interleave, median,
+    rtt_tolerance_us,
 };
 pub use relay::{RELAY_ENV, relay_binary};
 
