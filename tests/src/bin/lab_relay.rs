@@ -140,43 +140,6 @@ struct Direction {
     drop: bool,
 }
 
-/// The scheduler slice each relay thread asks for (`sched_setattr`, Linux 6.12+).
-const SLICE_NS: u64 = 100_000;
-
-/// Asks for a short scheduler slice for the calling thread, so that its wake-up
-/// preempts whatever runs on its CPU. Why: with EEVDF (Linux 6.6+) a woken task does
-/// not preempt the running one until that one has used its slice (RUN_TO_PARITY),
-/// unless the woken one asked for a shorter slice (PREEMPT_SHORT, 6.12+). A sender that
-/// keeps running after sendto (a tokio runtime does; ping blocks at once) otherwise
-/// delays its own packets' pick-up: the agent read 30-100 us above ping through a
-/// relay and never on a veth, where no thread needs waking. Older kernels ignore or
-/// refuse it; the relay then runs as before.
-fn short_slice(who: &str) {
-    // SAFETY: all-zero bytes are a valid sched_attr.
-    let mut attr: libc::sched_attr = unsafe { std::mem::zeroed() };
-    attr.size = std::mem::size_of::<libc::sched_attr>() as u32;
-    attr.sched_policy = libc::SCHED_OTHER as u32;
-    attr.sched_nice = -20;
-    attr.sched_runtime = SLICE_NS;
-    // SAFETY: sched_setattr(pid 0 = this thread, attr, flags 0) reads `attr`, which
-    // outlives the call and carries its own size.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_sched_setattr,
-            0,
-            &attr as *const libc::sched_attr,
-            0,
-        )
-    };
-    if rc != 0 {
-        let e = io::Error::last_os_error();
-        let _ = writeln!(
-            io::stderr(),
-            "lab-relay: {who}: no short slice ({e}); timing may suffer"
-        );
-    }
-}
-
 /// Extra margin added to the measured timer overshoot when choosing how
 /// early to wake up; the rest of the wait is spun away.
 const WAKE_MARGIN: Duration = Duration::from_micros(20);
@@ -199,7 +162,6 @@ const MAX_LEAD: Duration = Duration::from_micros(150);
 /// overshoot), wakes that much (plus a margin) early, and spins for the rest,
 /// still taking in arrivals so their timestamps stay exact.
 fn direction(input: File, mut output: File, dir: Arc<Direction>, cfg: Config) {
-    short_slice(dir.label);
     let mut input = input;
     let mut buf = vec![0u8; MAX_PACKET];
     let mut queue: VecDeque<(Instant, Vec<u8>)> = VecDeque::new();
@@ -396,7 +358,6 @@ fn main() {
     if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, -20) } != 0 {
         eprintln!("lab-relay: could not raise priority; timing may suffer under load");
     }
-    short_slice("main");
 
     let (tun_a, name_a) =
         open_tun(&cfg.name).unwrap_or_else(|e| exit_with("tun a", &e.to_string(), 1));

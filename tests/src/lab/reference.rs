@@ -24,11 +24,13 @@ pub fn rtt_tolerance_us(ping_us: f64) -> f64 {
 /// What a relay adds to a busy sender's echoes and not to ping's, in µs. The relay
 /// picks a packet up when its thread runs, on whichever core it woke; a sender that
 /// keeps running after `sendto` (a daemon's runtime does; ping blocks at once) can hold
-/// that core a while first. On a veth no thread needs waking, and the agent matches
-/// ping there. Measured with three agents side by side on relays (kube_agents): +80 to
-/// +105 µs over a concurrent ping in a quiet CI run, +10 to +60 µs since the relay asks
-/// for a short scheduler slice. Only tests with several daemons on relays add it;
-/// icmp_lab holds the strict bound (one `snapshot`, which blocks while it waits).
+/// that core a while first (under EEVDF a woken thread waits for the running one's
+/// slice). On a veth no thread needs waking, and the agent matches ping there.
+/// Measured with three agents side by side on relays (kube_agents): +80 to +105 µs
+/// over a concurrent ping in a quiet CI run. A relay asking for a short slice
+/// (sched_setattr) cut that to +10 to +60 µs but cost 190 µs per round trip idle;
+/// SCHED_FIFO removed it but cost 160 µs. Only tests with several daemons on relays add
+/// it; icmp_lab holds the strict bound (one `snapshot`, which blocks while it waits).
 pub const RELAY_PICKUP_US: f64 = 100.0;
 
 /// How far linkmeter's throughput may sit from iperf3's on the same link: 3%.
@@ -38,7 +40,7 @@ pub const THROUGHPUT_TOLERANCE: f64 = 0.03;
 /// the plain-veth RTT measured in the same run. Measured with
 /// `cargo test -p linkmeter-tests --test lab_delay -- --nocapture`
 /// (`relay_adds_little_latency` prints it): a 0 ms relay adds 62-122 µs per round trip
-/// on an idle machine (the two-thread relay it replaced: 150 µs), 58-90 µs with one
+/// on an idle machine (the two-thread relay it replaced: 150 µs), 58-72 µs with one
 /// core busy, 16-30 µs with both busy (the cost is mostly waking idle vCPUs); a 7 ms
 /// relay's path read 14,042-14,061 µs above the veth's, a 3 ms + 20 Mbit/s one
 /// +21 to +84 µs over its configured 6,067 µs, idle and loaded. 0.5 ms is four times
