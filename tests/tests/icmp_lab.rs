@@ -162,10 +162,13 @@ fn every_fifth_packet_dropped_reads_20_percent_loss() {
     };
     let a = lab.add_node("a").expect("node a");
     let b = lab.add_node("b").expect("node b");
+    // 3 ms each way: at 2 ms RTT the 1% of the bound is 20 µs, less than what the relay
+    // may add to a sender's packets and not to ping's (+20-55 µs measured in snapshot,
+    // see RELAY_PICKUP_US); at 6 ms the strict bound holds with room.
     lab.link(
         &a,
         &b,
-        DelaySpec::new(Duration::from_millis(1)).drop_every(5),
+        DelaySpec::new(Duration::from_millis(3)).drop_every(5),
     )
     .expect("lossy link");
 
@@ -177,7 +180,7 @@ fn every_fifth_packet_dropped_reads_20_percent_loss() {
     assert!((loss - 0.2).abs() <= 0.05, "loss {loss}");
     // The replies that do come are timed like ping's on the same lossy path.
     let (ours, ping) = ours_vs_ping(&lab, &a, b.addr(), 5, 40, 10);
-    assert_matches_ping("lossy 1 ms link", ours, ping);
+    assert_matches_ping("lossy 3 ms link", ours, ping);
 }
 
 #[test]
