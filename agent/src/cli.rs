@@ -11,13 +11,13 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::collect::system::SystemConfig;
 use crate::daemon::{RunArgs, RunConfig, StaticPeers};
-use crate::exit;
 pub use crate::host::HostPaths;
 use crate::logging::{self, LogFormat};
-use crate::probe::{IcmpConfig, PeerTarget};
+use crate::probe::{IcmpConfig, IcmpField, PeerTarget};
 use crate::snapshot::{self, SnapshotOptions};
 use crate::throughput::{ProbeArgs, ServeArgs, ThroughputError};
-use crate::units::parse_duration_in;
+use crate::units::parse_duration;
+use crate::{config_file, exit};
 
 /// linkmeter node agent: measures latency and throughput to peer nodes, GPUs and the
 /// host, for Prometheus and for topology-aware scheduling.
@@ -60,16 +60,16 @@ pub struct SnapshotArgs {
     #[arg(long = "peer", value_name = "ADDR")]
     pub peers: Vec<String>,
     /// Echo requests per peer.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(long, default_value_t = 10)]
     pub count: u32,
     /// Time between requests to one peer (e.g. `100ms`, `1s`).
-    #[arg(long, default_value = "100ms", value_parser = parse_interval)]
+    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
     pub interval: Duration,
     /// How long to wait for each reply before counting it lost.
-    #[arg(long, default_value = "1s", value_parser = parse_timeout)]
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub timeout: Duration,
     /// Echo payload in bytes.
-    #[arg(long, default_value_t = 56, value_parser = clap::value_parser!(u16).range(0..=8192))]
+    #[arg(long, default_value_t = 56)]
     pub payload_size: u16,
     /// Print the report as JSON in the NodeTopology status shape.
     #[arg(long)]
@@ -88,17 +88,29 @@ pub struct SnapshotArgs {
 }
 
 /// The CLI owns the mapping from its flags to what `snapshot` runs, so `snapshot`
-/// never imports the CLI.
-impl From<SnapshotArgs> for SnapshotOptions {
-    fn from(a: SnapshotArgs) -> Self {
-        SnapshotOptions {
+/// never imports the CLI. The round's settings meet the same rules as `run`'s.
+impl TryFrom<SnapshotArgs> for SnapshotOptions {
+    type Error = String;
+
+    fn try_from(a: SnapshotArgs) -> Result<Self, String> {
+        let icmp = IcmpConfig {
+            count: a.count,
+            interval: a.interval,
+            timeout: a.timeout,
+            payload_bytes: usize::from(a.payload_size),
+        };
+        icmp.validate().map_err(|(field, rule)| {
+            let flag = match field {
+                IcmpField::Count => "--count",
+                IcmpField::Interval => "--interval",
+                IcmpField::Timeout => "--timeout",
+                IcmpField::Payload => "--payload-size",
+            };
+            format!("{flag} {rule}")
+        })?;
+        Ok(SnapshotOptions {
             peers: a.peers.iter().map(|p| PeerTarget::from_host(p)).collect(),
-            icmp: IcmpConfig {
-                count: a.count,
-                interval: a.interval,
-                timeout: a.timeout,
-                payload_bytes: usize::from(a.payload_size),
-            },
+            icmp,
             gpu: !a.no_gpu,
             nvml_library: a.nvml_library,
             system: !a.no_system,
@@ -109,24 +121,16 @@ impl From<SnapshotArgs> for SnapshotOptions {
                 ..SystemConfig::default()
             },
             json: a.json,
-        }
+        })
     }
-}
-
-fn parse_interval(s: &str) -> Result<Duration, String> {
-    parse_duration_in(s, Duration::from_millis(1), Duration::from_secs(3600))
-}
-
-fn parse_timeout(s: &str) -> Result<Duration, String> {
-    parse_duration_in(s, Duration::from_millis(1), Duration::from_secs(60))
 }
 
 /// Parses the process arguments and runs the command; the return value is the exit
 /// status. Usage errors print one line and return 64.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match parse(std::env::args_os().collect()) {
         Ok(cli) => cli,
-        Err(e) => return usage_error(e),
+        Err(code) => return code,
     };
     if let Err(msg) = logging::init(cli.log_format, &quiet_kube_client(&cli.log_level)) {
         eprintln!("linkmeter-agent: {msg}");
@@ -138,6 +142,64 @@ pub fn main() -> ExitCode {
         Command::Probe(args) => run_async(true, crate::throughput::run_probe(args)),
         Command::Serve(args) => run_async(false, crate::throughput::run_serve(args)),
     }
+}
+
+/// Parses `argv`, and for `run --config F` parses it again with the file's entries
+/// appended as flags (only those the command line and the environment leave unset),
+/// so the file meets the same parsers and the log settings in it apply before
+/// logging starts. On error the message is printed and the exit status returned.
+fn parse(mut argv: Vec<std::ffi::OsString>) -> Result<Cli, ExitCode> {
+    use clap::parser::ValueSource;
+    use clap::{CommandFactory, FromArgMatches};
+    let mut cmd = Cli::command();
+    let matches = cmd.try_get_matches_from_mut(&argv).map_err(usage_error)?;
+    let from_file = match matches.subcommand() {
+        Some(("run", run)) => match run.get_one::<PathBuf>("config") {
+            Some(path) => {
+                cmd.build();
+                let Some(run_cmd) = cmd.find_subcommand("run") else {
+                    return Cli::from_arg_matches(&matches).map_err(usage_error);
+                };
+                let set = |source: Option<ValueSource>| {
+                    matches!(
+                        source,
+                        Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+                    )
+                };
+                // Global options (the log settings) may be given before `run`, at the top
+                // level; asking the top level about another id would panic.
+                let global = |id: &str| cmd.get_arguments().any(|a| a.get_id() == id);
+                let given = |id: &str| {
+                    set(run.value_source(id)) || (global(id) && set(matches.value_source(id)))
+                };
+                let flags = config_file::flags_from_file(path, run_cmd, &given).map_err(|e| {
+                    eprintln!("linkmeter-agent: {e}");
+                    exit::code(exit::USAGE)
+                })?;
+                Some((path.clone(), flags))
+            }
+            None => None,
+        },
+        _ => None,
+    };
+    let Some((path, flags)) = from_file else {
+        return Cli::from_arg_matches(&matches).map_err(usage_error);
+    };
+    argv.extend(flags);
+    // Only the file's entries are new, so an error now is the file's.
+    Cli::try_parse_from(argv).map_err(|e| match e.kind() {
+        clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+            usage_error(e)
+        }
+        _ => {
+            eprintln!(
+                "linkmeter-agent: --config {}: {}",
+                path.display(),
+                first_line(&e)
+            );
+            exit::code(exit::USAGE)
+        }
+    })
 }
 
 /// Adds `kube_client::client::builder=off` to a log filter that says nothing about
@@ -194,7 +256,7 @@ fn run_async(
 
 /// `run`: validates the configuration (64 on error), then runs until SIGTERM/SIGINT.
 fn run_daemon(args: &RunArgs) -> ExitCode {
-    let config = match RunConfig::load(args) {
+    let config = match RunConfig::resolve(args) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("linkmeter-agent: {e}");
@@ -262,19 +324,30 @@ fn usage_error(e: clap::Error) -> ExitCode {
             }
         }
         _ => {
-            let rendered = e.render().to_string();
-            let line = rendered
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("invalid arguments");
-            eprintln!("linkmeter-agent: {}", line.trim_start_matches("error: "));
+            eprintln!("linkmeter-agent: {}", first_line(&e));
             exit::code(exit::USAGE)
         }
     }
 }
 
+/// The first line of clap's message, without its `error: ` prefix.
+fn first_line(e: &clap::Error) -> String {
+    let rendered = e.render().to_string();
+    let line = rendered
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("invalid arguments");
+    line.trim_start_matches("error: ").to_owned()
+}
+
 fn run_snapshot(args: SnapshotArgs) -> ExitCode {
-    let opts = SnapshotOptions::from(args);
+    let opts = match SnapshotOptions::try_from(args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("linkmeter-agent: {e}");
+            return exit::code(exit::USAGE);
+        }
+    };
     // One thread is plenty for a one-shot report and keeps RSS small; collectors that
     // block run on Tokio's blocking pool.
     run_async(true, async move {
@@ -331,8 +404,8 @@ mod tests {
             panic!("not run");
         };
         assert!(args.kube);
-        assert_eq!(args.publish_min_interval, Some(Duration::from_secs(5)));
-        assert_eq!(args.max_peers, Some(8));
+        assert_eq!(args.publish_min_interval, Duration::from_secs(5));
+        assert_eq!(args.max_peers, 8);
         let help = match parse(&["run", "--help"]) {
             Err(e) => e.to_string(),
             Ok(_) => String::new(),
@@ -370,9 +443,106 @@ mod tests {
 
     #[test]
     fn zero_count_and_bad_interval_are_rejected() {
-        assert!(parse(&["snapshot", "--count", "0"]).is_err());
         assert!(parse(&["snapshot", "--interval", "soon"]).is_err());
         assert!(parse(&["snapshot", "--interval", "0s"]).is_err());
-        assert!(parse(&["snapshot", "--payload-size", "9000"]).is_err());
+        for bad in [
+            &["snapshot", "--count", "0"][..],
+            &["snapshot", "--payload-size", "9000"],
+            &["snapshot", "--timeout", "2m"],
+        ] {
+            let Command::Snapshot(a) = parse(bad).expect("parses").command else {
+                panic!("not snapshot")
+            };
+            let e = SnapshotOptions::try_from(a).expect_err("breaks the ICMP rules");
+            assert!(e.starts_with(bad[1]), "{e} should name {}", bad[1]);
+        }
+    }
+
+    fn write_config(text: &str) -> tempfile::NamedTempFile {
+        use std::io::Write;
+        let mut f = tempfile::NamedTempFile::new().expect("temp file");
+        f.write_all(text.as_bytes()).expect("write");
+        f
+    }
+
+    fn parse_with_file(args: &[&str], file: &tempfile::NamedTempFile) -> Option<RunArgs> {
+        let mut argv: Vec<std::ffi::OsString> = vec!["linkmeter-agent".into()];
+        argv.extend(args.iter().map(std::ffi::OsString::from));
+        argv.push("--config".into());
+        argv.push(file.path().into());
+        match super::parse(argv).ok()?.command {
+            Command::Run(a) => Some(*a),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn the_file_takes_every_long_flag_name_and_flags_win() {
+        let f = write_config(
+            "log-level: debug\nlog-format: json\nping-interval: 30s\nping-count: 5\n\
+             peer: [a=10.0.0.1, b=10.0.0.2]\nno-throughput: true\nno-serve: false\n\
+             host-proc: /host/proc\nthroughput-max-bytes: 64MiB\n",
+        );
+        let a =
+            parse_with_file(&["run", "--node-name", "n", "--ping-count", "2"], &f).expect("valid");
+        assert_eq!(a.ping_interval, Duration::from_secs(30));
+        assert_eq!(a.ping_count, 2, "the flag wins over the file");
+        assert_eq!(
+            a.peers,
+            vec!["a=10.0.0.1".to_owned(), "b=10.0.0.2".to_owned()]
+        );
+        assert!(a.no_throughput && !a.no_serve);
+        assert_eq!(a.host.host_proc, PathBuf::from("/host/proc"));
+        assert_eq!(a.throughput_max_bytes, 64 << 20);
+
+        let mut argv: Vec<std::ffi::OsString> =
+            vec!["linkmeter-agent".into(), "run".into(), "--config".into()];
+        argv.push(f.path().into());
+        let cli = super::parse(argv).expect("valid");
+        assert_eq!(cli.log_level, "debug");
+        assert_eq!(cli.log_format, LogFormat::Json);
+        // A global option before `run` wins over the file too.
+        let mut argv: Vec<std::ffi::OsString> = vec![
+            "linkmeter-agent".into(),
+            "--log-level=warn".into(),
+            "run".into(),
+            "--config".into(),
+        ];
+        argv.push(f.path().into());
+        let cli = super::parse(argv).expect("valid");
+        assert_eq!(cli.log_level, "warn");
+        assert_eq!(cli.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn every_run_option_is_accepted_as_a_file_key() {
+        use clap::CommandFactory;
+        let mut cmd = Cli::command();
+        cmd.build();
+        let run = cmd.find_subcommand("run").expect("run");
+        let keys: Vec<&str> = run
+            .get_arguments()
+            .filter_map(|a| a.get_long())
+            .filter(|l| !["config", "help", "version"].contains(l))
+            .collect();
+        assert!(
+            keys.contains(&"log-level") && keys.contains(&"host-sys"),
+            "{keys:?}"
+        );
+        let given = |_: &str| false;
+        for key in keys {
+            let text = format!("{key}: x\n");
+            let flags = config_file::flags_from_text(&text, run, &given)
+                .or_else(|_| config_file::flags_from_text(&format!("{key}: true\n"), run, &given));
+            assert!(flags.is_ok(), "{key}: {flags:?}");
+        }
+    }
+
+    #[test]
+    fn file_values_meet_the_flag_parsers() {
+        let f = write_config("window: forever\n");
+        assert!(parse_with_file(&["run"], &f).is_none());
+        let f = write_config("ping-count: many\n");
+        assert!(parse_with_file(&["run"], &f).is_none());
     }
 }

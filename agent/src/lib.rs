@@ -6,8 +6,10 @@
 //! [`daemon`] runs them continuously and [`kube`] adds Node discovery and NodeTopology
 //! publishing to it.
 
+pub mod availability;
 pub mod cli;
 pub mod collect;
+pub mod config_file;
 pub mod daemon;
 pub mod exit;
 pub mod host;
@@ -16,5 +18,7 @@ pub mod logging;
 pub mod probe;
 pub mod shutdown;
 pub mod snapshot;
+pub mod state;
+pub mod status;
 pub mod throughput;
 pub mod units;

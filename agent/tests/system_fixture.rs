@@ -7,7 +7,7 @@ use std::time::Duration;
 use linkmeter_agent::collect::Collector;
 use linkmeter_agent::collect::system::parse::{cpu_utilization_permille, parse_proc_stat};
 use linkmeter_agent::collect::system::{NicStats, SystemCollector, SystemConfig};
-use linkmeter_aggregator::api::{CONDITION_SYSTEM_AVAILABLE, Nic};
+use linkmeter_aggregator::api::{CONDITION_SYSTEM_AVAILABLE, Nic, NodeTopologyStatus};
 
 fn fixture_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/system")
@@ -26,9 +26,11 @@ fn fixture_tree_gives_exact_figures() {
     let report = collector_under(&root).collect();
 
     assert_eq!(report.errors, Vec::<String>::new());
-    assert_eq!(report.condition.type_, CONDITION_SYSTEM_AVAILABLE);
-    assert_eq!(report.condition.status, "True");
-    assert_eq!(report.condition.reason.as_deref(), Some("Collected"));
+    let mut published = NodeTopologyStatus::default();
+    linkmeter_agent::status::apply_system(&mut published, &report);
+    assert_eq!(published.conditions[0].type_, CONDITION_SYSTEM_AVAILABLE);
+    assert!(report.condition.available);
+    assert_eq!(report.condition.reason, "Collected");
 
     let Some(summary) = &report.summary else {
         panic!("summary missing: {:?}", report.errors)
@@ -100,7 +102,7 @@ fn fixture_tree_gives_exact_figures() {
     assert!(!report.nics[2].physical && !report.nics[2].oper_up);
     assert_eq!(report.nics[2].speed_mbps, None);
 
-    let report_nics = report.nics_for_status();
+    let report_nics = linkmeter_agent::status::nics(&report);
     assert_eq!(
         report_nics,
         [
@@ -171,8 +173,8 @@ fn only_meminfo_gives_partial_report() -> std::io::Result<()> {
     assert!(report.nics.is_empty());
     assert!(report.disks.is_empty());
 
-    assert_eq!(report.condition.status, "True");
-    assert_eq!(report.condition.reason.as_deref(), Some("Partial"));
+    assert!(report.condition.available);
+    assert_eq!(report.condition.reason, "Partial");
     let all = report.errors.join("\n");
     for missing in [
         "stat",
@@ -184,13 +186,7 @@ fn only_meminfo_gives_partial_report() -> std::io::Result<()> {
     ] {
         assert!(all.contains(missing), "no error about {missing}: {all}");
     }
-    assert!(
-        report
-            .condition
-            .message
-            .as_deref()
-            .is_some_and(|m| m.contains("stat"))
-    );
+    assert!(report.condition.message.contains("stat"));
     Ok(())
 }
 
@@ -213,8 +209,8 @@ fn empty_root_reports_unavailable_without_panicking() -> std::io::Result<()> {
     for _ in 0..2 {
         let report = collector.collect();
         assert_eq!(report.summary, None);
-        assert_eq!(report.condition.status, "False");
-        assert_eq!(report.condition.reason.as_deref(), Some("ProcUnreadable"));
+        assert!(!report.condition.available);
+        assert_eq!(report.condition.reason, "ProcUnreadable");
         assert!(!report.errors.is_empty());
     }
     Ok(())
@@ -242,7 +238,7 @@ fn garbage_files_become_errors() -> std::io::Result<()> {
 
     let report = collector_under(dir.path()).collect();
     assert_eq!(report.summary, None);
-    assert_eq!(report.condition.status, "False");
+    assert!(!report.condition.available);
     assert!(report.errors.len() >= 6, "{:?}", report.errors);
 
     let report = collector_under(&dir.path().join("big")).collect();

@@ -17,7 +17,7 @@ fn real_host_has_cpus_memory_loopback_and_a_disk() {
     let Some(summary) = &report.summary else {
         panic!("no summary from the real /proc: {:?}", report.errors)
     };
-    assert_eq!(report.condition.status, "True", "{:?}", report.errors);
+    assert!(report.condition.available, "{:?}", report.errors);
     assert!(summary.cpu_count >= 1);
     assert!(summary.memory_total_bytes > 0);
     assert!(summary.memory_used_bytes <= summary.memory_total_bytes);
@@ -35,7 +35,9 @@ fn real_host_has_cpus_memory_loopback_and_a_disk() {
     // Loopback counts the same bytes both ways.
     assert_eq!(lo.rx_bytes, lo.tx_bytes);
     assert!(
-        !report.nics_for_status().iter().any(|n| n.name == "lo"),
+        !linkmeter_agent::status::nics(&report)
+            .iter()
+            .any(|n| n.name == "lo"),
         "loopback must not be published"
     );
 

@@ -220,18 +220,52 @@ fn prometheus_scrapes_the_agent_and_promql_returns_peer_rtt() {
 #[test]
 fn bad_config_exits_64_with_one_line() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let bad_yaml = dir.path().join("bad.yaml");
-    std::fs::write(&bad_yaml, "ping-intervall: 10s\n").expect("write");
-    let cases: Vec<Vec<String>> = vec![
-        vec!["--ping-count".into(), "0".into()],
-        vec!["--ping-interval".into(), "5ms".into()],
-        vec!["--listen".into(), "nowhere".into()],
-        vec!["--peer".into(), "a=x".into(), "--peer".into(), "a=y".into()],
-        vec!["--throughput-allow".into(), "10.0.0.0/40".into()],
-        vec!["--config".into(), bad_yaml.display().to_string()],
-        vec!["--config".into(), "/nonexistent/linkmeter.yaml".into()],
+    let file = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        path.display().to_string()
+    };
+    let unknown = file("unknown.yaml", "ping-intervall: 10s\n");
+    let syntax = file("syntax.yaml", "ping-interval: 10s\npeer: [a, b\n");
+    let list_for_one = file("type.yaml", "ping-count: [1, 2]\n");
+    let not_a_number = file("number.yaml", "ping-count: many\n");
+    let not_a_switch = file("switch.yaml", "no-gpu: perhaps\n");
+    // Each case: the arguments, and what its one line must say.
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec!["--ping-count".into(), "0".into()], "--ping-count"),
+        (
+            vec!["--ping-interval".into(), "5ms".into()],
+            "--ping-interval",
+        ),
+        (vec!["--listen".into(), "nowhere".into()], "--listen"),
+        (
+            vec!["--peer".into(), "a=x".into(), "--peer".into(), "a=y".into()],
+            "twice",
+        ),
+        (
+            vec!["--throughput-allow".into(), "10.0.0.0/40".into()],
+            "--throughput-allow",
+        ),
+        (
+            vec!["--config".into(), unknown],
+            "did you mean \"ping-interval\"",
+        ),
+        (vec!["--config".into(), syntax], "column"),
+        (
+            vec!["--config".into(), list_for_one],
+            "ping-count: expected one value",
+        ),
+        (vec!["--config".into(), not_a_number], "--ping-count"),
+        (
+            vec!["--config".into(), not_a_switch],
+            "no-gpu: expected true or false",
+        ),
+        (
+            vec!["--config".into(), "/nonexistent/linkmeter.yaml".into()],
+            "/nonexistent/linkmeter.yaml",
+        ),
     ];
-    for args in cases {
+    for (args, want) in cases {
         let out = Command::new(bins::agent())
             .args(["run", "--node-name", "n"])
             .args(&args)
@@ -240,7 +274,109 @@ fn bad_config_exits_64_with_one_line() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(64), "{args:?}: {err}");
         assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err:?} should say {want:?}");
     }
+}
+
+/// Every long flag of `run`, as `--help` lists them, but the ones a file cannot set.
+fn run_flags() -> Vec<String> {
+    let out = Command::new(bins::agent())
+        .args(["run", "--help"])
+        .output()
+        .expect("help");
+    let help = String::from_utf8_lossy(&out.stdout);
+    let mut flags: Vec<String> = help
+        .split(|c: char| c.is_whitespace() || c == ',' || c == '=')
+        .filter_map(|w| w.strip_prefix("--"))
+        .map(|w| {
+            w.trim_end_matches(|c: char| !c.is_ascii_alphanumeric())
+                .to_owned()
+        })
+        .filter(|w| !w.is_empty() && !["help", "version", "config"].contains(&w.as_str()))
+        .collect();
+    flags.sort();
+    flags.dedup();
+    flags
+}
+
+#[test]
+fn a_config_file_with_every_long_flag_name_runs_the_agent() {
+    let port = free_port().expect("port");
+    let tport = free_port().expect("port");
+    let entries = [
+        ("log-level", "info".to_owned()),
+        ("log-format", "json".to_owned()),
+        ("listen", format!("127.0.0.1:{port}")),
+        ("node-name", "file-node".to_owned()),
+        ("peer", "[loopback=127.0.0.1]".to_owned()),
+        ("ping-interval", "500ms".to_owned()),
+        ("ping-count", "2".to_owned()),
+        ("ping-spacing", "50ms".to_owned()),
+        ("ping-timeout", "200ms".to_owned()),
+        ("ping-payload-size", "32".to_owned()),
+        ("window", "1m".to_owned()),
+        ("no-throughput", "true".to_owned()),
+        ("no-serve", "false".to_owned()),
+        ("throughput-port", tport.to_string()),
+        ("throughput-period", "1h".to_owned()),
+        ("throughput-bytes-per-hour", "2GiB".to_owned()),
+        ("throughput-max-duration", "10s".to_owned()),
+        ("throughput-max-bytes", "512MiB".to_owned()),
+        ("throughput-allow", "[127.0.0.0/8, \"::1/128\"]".to_owned()),
+        ("system-interval", "1s".to_owned()),
+        ("gpu-interval", "1s".to_owned()),
+        ("no-gpu", "false".to_owned()),
+        ("no-system", "false".to_owned()),
+        ("nvml-library", "/nonexistent/libnvidia-ml.so.1".to_owned()),
+        ("max-peer-series", "16".to_owned()),
+        ("kube", "false".to_owned()),
+        ("kubeconfig", "/nonexistent/kubeconfig".to_owned()),
+        ("publish-min-interval", "60s".to_owned()),
+        ("publish-heartbeat", "5m".to_owned()),
+        ("max-peers", "32".to_owned()),
+        ("peer-rotation", "1h".to_owned()),
+        ("host-proc", "/proc".to_owned()),
+        ("host-sys", "/sys".to_owned()),
+        ("host-root", "/".to_owned()),
+    ];
+    let mut keys: Vec<String> = entries.iter().map(|(k, _)| (*k).to_owned()).collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        run_flags(),
+        "the file below must name every option of `run --help`"
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("linkmeter.yaml");
+    let text: String = entries.iter().map(|(k, v)| format!("{k}: {v}\n")).collect();
+    std::fs::write(&path, &text).expect("write config");
+    let mut cmd = Command::new(bins::agent());
+    cmd.args(["run", "--config"]).arg(&path);
+    let mut agent = AgentProcess::spawn(cmd).expect("spawn agent");
+    let url = format!("http://127.0.0.1:{port}");
+    let report = wait_for(Duration::from_secs(10), Duration::from_millis(100), || {
+        let body = http_get(None, &format!("{url}/report"), None).ok()?;
+        let st: NodeTopologyStatus = serde_json::from_str(&body).ok()?;
+        (st.links.first()?.samples > 0).then_some(st)
+    });
+    let Some(report) = report else {
+        panic!(
+            "the agent from the file never reported:\n{}\n{text}",
+            agent.log()
+        )
+    };
+    assert_eq!(report.links[0].peer, "loopback", "peer came from the file");
+    let log = agent.log();
+    assert!(
+        log.lines()
+            .filter(|l| !l.trim().is_empty())
+            .all(|l| l.starts_with('{')),
+        "log-format json from the file applies from the first line:\n{log}"
+    );
+    agent.signal(libc::SIGTERM).expect("SIGTERM");
+    let status = agent.wait_timeout(Duration::from_secs(5)).expect("wait");
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", agent.log());
 }
 
 #[test]

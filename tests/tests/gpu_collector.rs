@@ -9,7 +9,7 @@ use linkmeter_agent::collect::Collector;
 use linkmeter_agent::collect::gpu::{
     GpuCollector, GpuConfig, GpuReport, INIT_RETRY_INTERVAL, MAX_DEVICES,
 };
-use linkmeter_aggregator::api::{CONDITION_NVML_AVAILABLE, Condition, Gpu};
+use linkmeter_aggregator::api::{CONDITION_NVML_AVAILABLE, Condition, Gpu, NodeTopologyStatus};
 use linkmeter_tests::fake_nvml::{
     self, FakeGpu, FakeNvml, FakeNvmlConfig, NVML_ERROR_DRIVER_NOT_LOADED,
     NVML_ERROR_NOT_SUPPORTED, Variant,
@@ -68,13 +68,35 @@ fn fake(variant: Variant, config: &FakeNvmlConfig) -> FakeNvml {
     FakeNvml::new(variant, config).expect("set up fake NVML")
 }
 
+/// A collection as the NodeTopology status carries it, so that every assertion below
+/// checks what is published (the collector's own types go through `status`).
+#[derive(Debug, Clone, PartialEq)]
+struct Published {
+    gpus: Vec<Gpu>,
+    condition: Condition,
+}
+
+fn published(report: GpuReport) -> Published {
+    let mut st = NodeTopologyStatus::default();
+    linkmeter_agent::status::apply_gpu(&mut st, &report);
+    let condition = st
+        .conditions
+        .into_iter()
+        .next()
+        .expect("NvmlAvailable condition");
+    Published {
+        gpus: st.gpus,
+        condition,
+    }
+}
+
 fn assert_available(condition: &Condition) {
     assert_eq!(condition.type_, CONDITION_NVML_AVAILABLE);
     assert_eq!(condition.status, "True", "{condition:?}");
     assert_eq!(condition.reason.as_deref(), Some("Initialized"));
 }
 
-fn assert_unavailable(report: &GpuReport, reason: &str) {
+fn assert_unavailable(report: &Published, reason: &str) {
     assert!(report.gpus.is_empty(), "{report:?}");
     assert_eq!(report.condition.type_, CONDITION_NVML_AVAILABLE);
     assert_eq!(report.condition.status, "False", "{report:?}");
@@ -99,7 +121,7 @@ fn two_gpus_are_reported_with_configured_values() {
     let mut collector = collector_for(&fake);
     assert_eq!(collector.name(), "gpu");
 
-    let report = collector.collect();
+    let report = published(collector.collect());
     assert_available(&report.condition);
     let message = report.condition.message.clone().unwrap_or_default();
     assert!(message.contains("555.42.06"), "{message}");
@@ -107,7 +129,7 @@ fn two_gpus_are_reported_with_configured_values() {
 
     // The handle is kept and a second collection sees the same devices.
     assert!(collector.is_initialized());
-    let again = collector.collect();
+    let again = published(collector.collect());
     assert_eq!(again, report);
 }
 
@@ -117,7 +139,7 @@ fn missing_library_reports_library_not_found() {
     let mut collector = GpuCollector::new(GpuConfig {
         library_path: Some(dir.path().join("no-such-dir").join(fake_nvml::LIBRARY_NAME)),
     });
-    let report = collector.collect();
+    let report = published(collector.collect());
     assert_unavailable(&report, "LibraryNotFound");
     assert!(!collector.is_initialized());
 }
@@ -133,11 +155,11 @@ fn init_error_is_reported_with_nvml_reason() {
         },
     );
     let mut collector = collector_for(&fake);
-    let report = collector.collect();
+    let report = published(collector.collect());
     assert_unavailable(&report, "DriverNotLoaded");
 
     let permission = fake_with_init_error(fake_nvml::NVML_ERROR_NO_PERMISSION);
-    let report = collector_for(&permission).collect();
+    let report = published(collector_for(&permission).collect());
     assert_unavailable(&report, "NoPermission");
 }
 
@@ -155,7 +177,7 @@ fn fake_with_init_error(code: u32) -> FakeNvml {
 fn failed_init_is_retried_on_interval_and_recovers() {
     let fake = fake_with_init_error(NVML_ERROR_DRIVER_NOT_LOADED);
     let mut collector = collector_for(&fake);
-    assert_unavailable(&collector.collect(), "DriverNotLoaded");
+    assert_unavailable(&published(collector.collect()), "DriverNotLoaded");
 
     // The driver "loads": the next attempt reads the new config.
     fake.rewrite(&FakeNvmlConfig {
@@ -164,9 +186,9 @@ fn failed_init_is_retried_on_interval_and_recovers() {
     })
     .expect("rewrite config");
     for _ in 1..INIT_RETRY_INTERVAL {
-        assert_unavailable(&collector.collect(), "DriverNotLoaded");
+        assert_unavailable(&published(collector.collect()), "DriverNotLoaded");
     }
-    let report = collector.collect();
+    let report = published(collector.collect());
     assert_available(&report.condition);
     assert_eq!(report.gpus, vec![expected_h100(0)]);
 }
@@ -182,7 +204,7 @@ fn device_count_failure_drops_handle_and_recovers() {
         },
     );
     let mut collector = collector_for(&fake);
-    assert_unavailable(&collector.collect(), "GpuLost");
+    assert_unavailable(&published(collector.collect()), "GpuLost");
     assert!(!collector.is_initialized());
 
     fake.rewrite(&FakeNvmlConfig {
@@ -190,9 +212,9 @@ fn device_count_failure_drops_handle_and_recovers() {
         ..FakeNvmlConfig::default()
     })
     .expect("rewrite config");
-    let mut last = collector.collect();
+    let mut last = published(collector.collect());
     for _ in 1..INIT_RETRY_INTERVAL {
-        last = collector.collect();
+        last = published(collector.collect());
     }
     assert_available(&last.condition);
     assert_eq!(last.gpus, vec![expected_h100(0)]);
@@ -213,7 +235,7 @@ fn failing_handle_does_not_hide_other_devices() {
             ..FakeNvmlConfig::default()
         },
     );
-    let report = collector_for(&fake).collect();
+    let report = published(collector_for(&fake).collect());
     assert_available(&report.condition);
     assert_eq!(
         report.gpus,
@@ -237,7 +259,7 @@ fn missing_power_symbol_only_affects_power_usage() {
             ..FakeNvmlConfig::default()
         },
     );
-    let report = collector_for(&fake).collect();
+    let report = published(collector_for(&fake).collect());
     assert_available(&report.condition);
     let expected: Vec<Gpu> = (0..2)
         .map(|i| Gpu {
@@ -266,7 +288,7 @@ fn query_errors_are_per_field_and_sorted() {
             ..FakeNvmlConfig::default()
         },
     );
-    let report = collector_for(&fake).collect();
+    let report = published(collector_for(&fake).collect());
     assert_available(&report.condition);
     assert_eq!(
         report.gpus,
@@ -296,7 +318,7 @@ fn device_count_is_capped() {
             ..FakeNvmlConfig::default()
         },
     );
-    let report = collector_for(&fake).collect();
+    let report = published(collector_for(&fake).collect());
     assert_available(&report.condition);
     assert_eq!(report.gpus.len(), MAX_DEVICES as usize);
     assert!(report.gpus.iter().all(|g| g.errors.is_empty()));
@@ -311,7 +333,7 @@ fn device_count_is_capped() {
 #[test]
 fn no_gpus_is_available_with_empty_list() {
     let fake = fake(Variant::Full, &FakeNvmlConfig::default());
-    let report = collector_for(&fake).collect();
+    let report = published(collector_for(&fake).collect());
     assert_available(&report.condition);
     assert!(report.gpus.is_empty());
 }
@@ -323,7 +345,7 @@ fn child_collects_with_default_library() {
     if std::env::var_os(CHILD_ENV).is_none() {
         return;
     }
-    let report = GpuCollector::new(GpuConfig::default()).collect();
+    let report = published(GpuCollector::new(GpuConfig::default()).collect());
     let json = serde_json::to_string(&(report.gpus, report.condition)).expect("serialise");
     println!("{CHILD_MARKER}{json}");
 }
@@ -374,7 +396,7 @@ fn library_without_shutdown_is_refused_without_panicking() {
         },
     );
     let mut collector = collector_for(&fake);
-    let report = collector.collect();
+    let report = published(collector.collect());
     assert_unavailable(&report, "SymbolNotFound");
     let message = report.condition.message.unwrap_or_default();
     assert!(message.contains("nvmlShutdown"), "{message}");
@@ -398,7 +420,7 @@ fn fake_ignores_malformed_config_lines() {
         "x".repeat(2000)
     );
     std::fs::write(fake.config_path(), config).expect("write config");
-    let report = collector_for(&fake).collect();
+    let report = published(collector_for(&fake).collect());
     assert_available(&report.condition);
     assert_eq!(report.gpus.len(), 2);
     let (g0, g1) = (&report.gpus[0], &report.gpus[1]);

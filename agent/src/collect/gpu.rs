@@ -19,12 +19,12 @@
 use std::ffi::OsStr;
 use std::path::PathBuf;
 
-use linkmeter_aggregator::api::{CONDITION_NVML_AVAILABLE, Condition, Gpu};
 use nvml_wrapper::Nvml;
 use nvml_wrapper::enum_wrappers::device::TemperatureSensor;
 use nvml_wrapper::error::NvmlError;
 
 use super::Collector;
+use crate::availability::Availability;
 
 /// Most devices reported; further ones are left out and the condition message says so.
 pub const MAX_DEVICES: u32 = 64;
@@ -35,11 +35,11 @@ pub const MAX_MESSAGE_LEN: usize = 256;
 /// After a failed init, init is retried on every this-many-th collection.
 pub const INIT_RETRY_INTERVAL: u32 = 5;
 
-/// `Gpu::mig_mode` when MIG is on.
+/// `GpuDevice::mig_mode` when MIG is on.
 pub const MIG_ENABLED: &str = "Enabled";
-/// `Gpu::mig_mode` when MIG is off.
+/// `GpuDevice::mig_mode` when MIG is off.
 pub const MIG_DISABLED: &str = "Disabled";
-/// `Gpu::mig_mode` when the device does not support MIG.
+/// `GpuDevice::mig_mode` when the device does not support MIG.
 pub const MIG_UNSUPPORTED: &str = "Unsupported";
 
 /// `NVML_DEVICE_MIG_DISABLE` / `NVML_DEVICE_MIG_ENABLE` from nvml.h.
@@ -55,13 +55,47 @@ pub struct GpuConfig {
     pub library_path: Option<PathBuf>,
 }
 
+/// What NVML said about one device. Every query is separate: a field whose query
+/// failed is `None`, and `errors` says why.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct GpuDevice {
+    /// NVML device index.
+    pub index: u32,
+    /// `GPU-…` UUID.
+    pub uuid: Option<String>,
+    /// Product name.
+    pub name: Option<String>,
+    /// Framebuffer memory, bytes.
+    pub memory_total_bytes: Option<u64>,
+    /// Framebuffer memory in use, bytes.
+    pub memory_used_bytes: Option<u64>,
+    /// GPU utilisation over NVML's last sample period, percent.
+    pub utilization_gpu_percent: Option<u32>,
+    /// Memory-controller utilisation, percent.
+    pub utilization_memory_percent: Option<u32>,
+    /// Core temperature, degrees Celsius.
+    pub temperature_celsius: Option<u32>,
+    /// Power draw, milliwatts.
+    pub power_usage_mw: Option<u32>,
+    /// Enforced power limit, milliwatts.
+    pub power_limit_mw: Option<u32>,
+    /// [`MIG_ENABLED`], [`MIG_DISABLED`] or [`MIG_UNSUPPORTED`].
+    pub mig_mode: Option<String>,
+    /// Current PCIe link generation.
+    pub pcie_generation: Option<u32>,
+    /// Current PCIe link width (lanes).
+    pub pcie_width: Option<u32>,
+    /// `field: reason` for each query that failed, sorted (field names as published).
+    pub errors: Vec<String>,
+}
+
 /// What one GPU collection produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GpuReport {
     /// The GPUs NVML reported, sorted by index; empty when NVML is unavailable.
-    pub gpus: Vec<Gpu>,
-    /// `NvmlAvailable`: `True` with reason `Initialized`, or `False` with why not.
-    pub condition: Condition,
+    pub gpus: Vec<GpuDevice>,
+    /// Available with reason `Initialized`, or not with why not.
+    pub condition: Availability,
 }
 
 /// Collects GPU inventory and utilisation through NVML. See the module docs for the
@@ -70,19 +104,10 @@ pub struct GpuReport {
 pub struct GpuCollector {
     config: GpuConfig,
     nvml: Option<Nvml>,
-    /// Condition of the last failed init (or lost handle), reported until a retry.
-    failure: Option<Condition>,
+    /// Why the last failed init (or lost handle), reported until a retry.
+    failure: Option<Availability>,
     /// Collections since the last init attempt that failed.
     since_attempt: u32,
-}
-
-impl GpuReport {
-    /// Writes this report's part of a NodeTopology status: the GPUs and the
-    /// `NvmlAvailable` condition.
-    pub fn apply_to(&self, status: &mut linkmeter_aggregator::api::NodeTopologyStatus) {
-        status.gpus = self.gpus.clone();
-        status.conditions.push(self.condition.clone());
-    }
 }
 
 impl GpuCollector {
@@ -102,7 +127,7 @@ impl GpuCollector {
     }
 
     /// Makes sure an NVML handle is held, or returns the condition saying why not.
-    fn ensure_nvml(&mut self) -> Result<(), Condition> {
+    fn ensure_nvml(&mut self) -> Result<(), Availability> {
         if self.nvml.is_some() {
             return Ok(());
         }
@@ -171,21 +196,14 @@ impl Collector for GpuCollector {
             // ensure_nvml returned Ok, so a handle is held; stay total anyway.
             return GpuReport {
                 gpus: Vec::new(),
-                condition: Condition::new(
-                    CONDITION_NVML_AVAILABLE,
-                    false,
-                    "InitFailed",
-                    "NVML handle missing",
-                ),
+                condition: Availability::down("InitFailed", "NVML handle missing"),
             };
         };
 
         let count = match nvml.device_count() {
             Ok(count) => count,
             Err(e) => {
-                let condition = Condition::new(
-                    CONDITION_NVML_AVAILABLE,
-                    false,
+                let condition = Availability::down(
                     error_reason(&e),
                     bounded(format!("nvmlDeviceGetCount failed: {e}"), MAX_MESSAGE_LEN),
                 );
@@ -200,7 +218,7 @@ impl Collector for GpuCollector {
             }
         };
         let reported = count.min(MAX_DEVICES);
-        let gpus: Vec<Gpu> = (0..reported).map(|i| query_device(nvml, i)).collect();
+        let gpus: Vec<GpuDevice> = (0..reported).map(|i| query_device(nvml, i)).collect();
 
         let mut message = match nvml.sys_driver_version() {
             Ok(v) => format!("NVML initialized, driver {}", clean_text(&v, MAX_TEXT_LEN)),
@@ -212,21 +230,16 @@ impl Collector for GpuCollector {
         }
         GpuReport {
             gpus,
-            condition: Condition::new(
-                CONDITION_NVML_AVAILABLE,
-                true,
-                "Initialized",
-                bounded(message, MAX_MESSAGE_LEN),
-            ),
+            condition: Availability::up("Initialized", bounded(message, MAX_MESSAGE_LEN)),
         }
     }
 }
 
 /// Queries every field of device `index`, each on its own.
-fn query_device(nvml: &Nvml, index: u32) -> Gpu {
-    let mut gpu = Gpu {
+fn query_device(nvml: &Nvml, index: u32) -> GpuDevice {
+    let mut gpu = GpuDevice {
         index,
-        ..Gpu::default()
+        ..GpuDevice::default()
     };
     let device = match nvml.device_by_index(index) {
         Ok(device) => device,
@@ -300,7 +313,7 @@ fn field<T>(errors: &mut Vec<String>, name: &str, result: Result<T, NvmlError>) 
     result.map_err(|e| errors.push(field_error(name, &e))).ok()
 }
 
-/// `Gpu::mig_mode` for NVML's current MIG mode value.
+/// `GpuDevice::mig_mode` for NVML's current MIG mode value.
 fn mig_mode_name(current: u32) -> Option<&'static str> {
     match current {
         NVML_MIG_ENABLE => Some(MIG_ENABLED),
@@ -309,8 +322,8 @@ fn mig_mode_name(current: u32) -> Option<&'static str> {
     }
 }
 
-/// The `NvmlAvailable=False` condition for a failed init of `library`.
-fn init_failure(e: &NvmlError, library: &OsStr) -> Condition {
+/// Why a failed init of `library` leaves NVML unavailable.
+fn init_failure(e: &NvmlError, library: &OsStr) -> Availability {
     let library = library.to_string_lossy();
     let message = match e {
         NvmlError::LibloadingError(_) => format!("cannot load NVML library {library}: {e}"),
@@ -319,12 +332,7 @@ fn init_failure(e: &NvmlError, library: &OsStr) -> Condition {
         }
         _ => format!("nvmlInit_v2 failed: {e}"),
     };
-    Condition::new(
-        CONDITION_NVML_AVAILABLE,
-        false,
-        error_reason(e),
-        bounded(message, MAX_MESSAGE_LEN),
-    )
+    Availability::down(error_reason(e), bounded(message, MAX_MESSAGE_LEN))
 }
 
 /// `"<field>: <Reason>"`, with the missing symbol or unexpected value appended where
@@ -433,22 +441,16 @@ mod tests {
     #[test]
     fn missing_library_maps_to_library_not_found() {
         let condition = init_failure(&NvmlError::LibraryNotFound, OsStr::new("/x/lib.so"));
-        assert_eq!(condition.type_, CONDITION_NVML_AVAILABLE);
-        assert_eq!(condition.status, "False");
-        assert_eq!(condition.reason.as_deref(), Some("LibraryNotFound"));
-        assert!(condition.message.is_some());
+        assert!(!condition.available);
+        assert_eq!(condition.reason, "LibraryNotFound");
+        assert!(!condition.message.is_empty());
     }
 
     #[test]
     fn init_error_keeps_nvml_reason() {
         let condition = init_failure(&NvmlError::DriverNotLoaded, OsStr::new("lib"));
-        assert_eq!(condition.reason.as_deref(), Some("DriverNotLoaded"));
-        assert!(
-            condition
-                .message
-                .as_deref()
-                .is_some_and(|m| m.contains("nvmlInit_v2"))
-        );
+        assert_eq!(condition.reason, "DriverNotLoaded");
+        assert!(condition.message.contains("nvmlInit_v2"));
     }
 
     #[test]
@@ -499,8 +501,8 @@ mod tests {
         for _ in 0..(2 * INIT_RETRY_INTERVAL + 1) {
             let report = collector.collect();
             assert!(report.gpus.is_empty());
-            assert_eq!(report.condition.status, "False");
-            assert_eq!(report.condition.reason.as_deref(), Some("LibraryNotFound"));
+            assert!(!report.condition.available);
+            assert_eq!(report.condition.reason, "LibraryNotFound");
             assert!(!collector.is_initialized());
         }
     }

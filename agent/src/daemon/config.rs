@@ -1,20 +1,21 @@
 //! Typed configuration of `linkmeter-agent run`.
 //!
-//! Three layers, highest first: command-line flags and their environment variables,
-//! an optional YAML file (`--config`), then built-in defaults. [`RunArgs`] is what clap
-//! parses (every field optional so "not given" is visible), [`FileConfig`] is the file,
-//! and [`RunConfig::resolve`] merges and validates them into the one struct the daemon
-//! uses. Any bad value is a [`ConfigError`], which the CLI turns into exit code 64.
+//! [`RunArgs`] is the one definition of every option: its flag, its environment
+//! variable, its parser and its default (shown by `--help`). A YAML file (`--config`)
+//! names the same options by their long flag names and is turned into flags by
+//! [`crate::config_file`], so it meets the same parsers. Flags and variables win over
+//! the file, the file over the defaults. [`RunConfig::resolve`] checks the rules that
+//! tie options together and builds the one struct the daemon uses. Any bad value is a
+//! [`ConfigError`], which the CLI turns into exit code 64.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use serde::Deserialize;
 
 use crate::host::HostPaths;
-use crate::probe::{IcmpConfig, PeerTarget, icmp::MAX_PAYLOAD_BYTES};
+use crate::probe::{IcmpConfig, IcmpField, PeerTarget};
 use crate::throughput::allow::Cidr;
 pub use crate::units::{parse_bytes, parse_duration};
 
@@ -23,23 +24,26 @@ pub use crate::units::{parse_bytes, parse_duration};
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
-/// Largest config file read (bytes); a config is a few hundred bytes.
-const MAX_CONFIG_FILE_BYTES: u64 = 1 << 20;
 /// Most peers accepted from flags or file.
 pub const MAX_STATIC_PEERS: usize = 4096;
 /// Most RTT samples kept per peer.
 pub const MAX_WINDOW_SAMPLES: usize = 10_000;
 
-/// Flags of `run`. Defaults are listed in each help text and applied in
-/// [`RunConfig::resolve`], after the config file.
-#[derive(Debug, Args, Default, Clone)]
+/// Options of `run`: each one's flag, variable, parser and default, once.
+#[derive(Debug, Args, Clone)]
 pub struct RunArgs {
-    /// YAML file with any of the options below (kebab-case keys); flags win over it.
+    /// YAML file of options keyed by their long flag names (`ping-interval: 30s`,
+    /// `peer: [a=10.0.0.1]`, `no-throughput: true`); flags and variables win over it.
     #[arg(long, env = "LINKMETER_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Address of the HTTP endpoints (/metrics, /healthz, /readyz, /report) [default: 0.0.0.0:9477].
-    #[arg(long, env = "LINKMETER_LISTEN", value_name = "ADDR:PORT")]
-    pub listen: Option<SocketAddr>,
+    /// Address of the HTTP endpoints (/metrics, /healthz, /readyz, /report).
+    #[arg(
+        long,
+        env = "LINKMETER_LISTEN",
+        value_name = "ADDR:PORT",
+        default_value = "0.0.0.0:9477"
+    )]
+    pub listen: SocketAddr,
     /// This node's name [default: the host name]; in a pod, set from the downward API.
     #[arg(long, env = "NODE_NAME", value_name = "NAME")]
     pub node_name: Option<String>,
@@ -51,45 +55,60 @@ pub struct RunArgs {
         value_name = "[NAME=]HOST"
     )]
     pub peers: Vec<String>,
-    /// Time between ICMP rounds to every peer [default: 10s].
-    #[arg(long, env = "LINKMETER_PING_INTERVAL", value_name = "DURATION", value_parser = parse_duration)]
-    pub ping_interval: Option<Duration>,
-    /// Echo requests per peer per round [default: 3].
-    #[arg(long, env = "LINKMETER_PING_COUNT", value_name = "N")]
-    pub ping_count: Option<u32>,
-    /// Gap between the requests of one round [default: 200ms].
-    #[arg(long, env = "LINKMETER_PING_SPACING", value_name = "DURATION", value_parser = parse_duration)]
-    pub ping_spacing: Option<Duration>,
-    /// Time to wait for an echo reply [default: 1s].
-    #[arg(long, env = "LINKMETER_PING_TIMEOUT", value_name = "DURATION", value_parser = parse_duration)]
-    pub ping_timeout: Option<Duration>,
-    /// Echo payload size in bytes [default: 56].
-    #[arg(long, env = "LINKMETER_PING_PAYLOAD_SIZE", value_name = "BYTES")]
-    pub ping_payload_size: Option<usize>,
-    /// Length of the RTT window that percentiles and loss summarise [default: 10m].
-    #[arg(long, env = "LINKMETER_WINDOW", value_name = "DURATION", value_parser = parse_duration)]
-    pub window: Option<Duration>,
+    /// Time between ICMP rounds to every peer.
+    #[arg(long, env = "LINKMETER_PING_INTERVAL", value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    pub ping_interval: Duration,
+    /// Echo requests per peer per round.
+    #[arg(
+        long,
+        env = "LINKMETER_PING_COUNT",
+        value_name = "N",
+        default_value_t = 3
+    )]
+    pub ping_count: u32,
+    /// Gap between the requests of one round.
+    #[arg(long, env = "LINKMETER_PING_SPACING", value_name = "DURATION", value_parser = parse_duration, default_value = "200ms")]
+    pub ping_spacing: Duration,
+    /// Time to wait for an echo reply.
+    #[arg(long, env = "LINKMETER_PING_TIMEOUT", value_name = "DURATION", value_parser = parse_duration, default_value = "1s")]
+    pub ping_timeout: Duration,
+    /// Echo payload size in bytes.
+    #[arg(
+        long,
+        env = "LINKMETER_PING_PAYLOAD_SIZE",
+        value_name = "BYTES",
+        default_value_t = 56
+    )]
+    pub ping_payload_size: usize,
+    /// Length of the RTT window that percentiles and loss summarise.
+    #[arg(long, env = "LINKMETER_WINDOW", value_name = "DURATION", value_parser = parse_duration, default_value = "10m")]
+    pub window: Duration,
     /// Turn throughput tests to peers off (the server still answers unless --no-serve).
     #[arg(long, env = "LINKMETER_NO_THROUGHPUT")]
     pub no_throughput: bool,
     /// Do not run the throughput server.
     #[arg(long, env = "LINKMETER_NO_SERVE")]
     pub no_serve: bool,
-    /// Port of the throughput server, ours and peers' [default: 5201].
-    #[arg(long, env = "LINKMETER_THROUGHPUT_PORT", value_name = "PORT")]
-    pub throughput_port: Option<u16>,
-    /// Shortest time between two throughput tests to the same peer [default: 1h].
-    #[arg(long, env = "LINKMETER_THROUGHPUT_PERIOD", value_name = "DURATION", value_parser = parse_duration)]
-    pub throughput_period: Option<Duration>,
-    /// Most bytes this node's client tests may move per hour, all peers together [default: 2GiB].
-    #[arg(long, env = "LINKMETER_THROUGHPUT_BYTES_PER_HOUR", value_name = "BYTES", value_parser = parse_bytes)]
-    pub throughput_bytes_per_hour: Option<u64>,
-    /// Longest data phase of one test direction (client and server cap) [default: 10s].
-    #[arg(long, env = "LINKMETER_THROUGHPUT_MAX_DURATION", value_name = "DURATION", value_parser = parse_duration)]
-    pub throughput_max_duration: Option<Duration>,
-    /// Most bytes of one test direction (client and server cap) [default: 512MiB].
-    #[arg(long, env = "LINKMETER_THROUGHPUT_MAX_BYTES", value_name = "BYTES", value_parser = parse_bytes)]
-    pub throughput_max_bytes: Option<u64>,
+    /// Port of the throughput server, ours and peers'.
+    #[arg(
+        long,
+        env = "LINKMETER_THROUGHPUT_PORT",
+        value_name = "PORT",
+        default_value_t = 5201
+    )]
+    pub throughput_port: u16,
+    /// Shortest time between two throughput tests to the same peer.
+    #[arg(long, env = "LINKMETER_THROUGHPUT_PERIOD", value_name = "DURATION", value_parser = parse_duration, default_value = "1h")]
+    pub throughput_period: Duration,
+    /// Most bytes this node's client tests may move per hour, all peers together.
+    #[arg(long, env = "LINKMETER_THROUGHPUT_BYTES_PER_HOUR", value_name = "BYTES", value_parser = parse_bytes, default_value = "2GiB")]
+    pub throughput_bytes_per_hour: u64,
+    /// Longest data phase of one test direction (client and server cap).
+    #[arg(long, env = "LINKMETER_THROUGHPUT_MAX_DURATION", value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    pub throughput_max_duration: Duration,
+    /// Most bytes of one test direction (client and server cap).
+    #[arg(long, env = "LINKMETER_THROUGHPUT_MAX_BYTES", value_name = "BYTES", value_parser = parse_bytes, default_value = "512MiB")]
+    pub throughput_max_bytes: u64,
     /// Networks allowed to run tests against our server; repeat [default: any].
     #[arg(
         long = "throughput-allow",
@@ -98,12 +117,12 @@ pub struct RunArgs {
         value_name = "CIDR"
     )]
     pub throughput_allow: Vec<String>,
-    /// Time between system collections [default: 15s].
-    #[arg(long, env = "LINKMETER_SYSTEM_INTERVAL", value_name = "DURATION", value_parser = parse_duration)]
-    pub system_interval: Option<Duration>,
-    /// Time between GPU collections [default: 15s].
-    #[arg(long, env = "LINKMETER_GPU_INTERVAL", value_name = "DURATION", value_parser = parse_duration)]
-    pub gpu_interval: Option<Duration>,
+    /// Time between system collections.
+    #[arg(long, env = "LINKMETER_SYSTEM_INTERVAL", value_name = "DURATION", value_parser = parse_duration, default_value = "15s")]
+    pub system_interval: Duration,
+    /// Time between GPU collections.
+    #[arg(long, env = "LINKMETER_GPU_INTERVAL", value_name = "DURATION", value_parser = parse_duration, default_value = "15s")]
+    pub gpu_interval: Duration,
     /// Turn the GPU collector off.
     #[arg(long, env = "LINKMETER_NO_GPU")]
     pub no_gpu: bool,
@@ -113,9 +132,14 @@ pub struct RunArgs {
     /// libnvidia-ml.so to load instead of the dynamic loader's choice.
     #[arg(long, env = "LINKMETER_NVML_LIBRARY", value_name = "PATH")]
     pub nvml_library: Option<PathBuf>,
-    /// Most peers with their own Prometheus series; the rest are summed up [default: 128].
-    #[arg(long, env = "LINKMETER_MAX_PEER_SERIES", value_name = "N")]
-    pub max_peer_series: Option<usize>,
+    /// Most peers with their own Prometheus series; the rest are summed up.
+    #[arg(
+        long,
+        env = "LINKMETER_MAX_PEER_SERIES",
+        value_name = "N",
+        default_value_t = 128
+    )]
+    pub max_peer_series: usize,
     /// Discover peers from the cluster's Node objects and publish this node's
     /// NodeTopology (not with --peer).
     #[arg(long, env = "LINKMETER_KUBE")]
@@ -123,57 +147,25 @@ pub struct RunArgs {
     /// kubeconfig for --kube [default: the in-cluster config, else ~/.kube/config].
     #[arg(long, env = "KUBECONFIG", value_name = "PATH")]
     pub kubeconfig: Option<PathBuf>,
-    /// Shortest time between two NodeTopology writes [default: 60s].
-    #[arg(long, env = "LINKMETER_PUBLISH_MIN_INTERVAL", value_name = "DURATION", value_parser = parse_duration)]
-    pub publish_min_interval: Option<Duration>,
-    /// Longest time between two NodeTopology writes, changed or not [default: 5m].
-    #[arg(long, env = "LINKMETER_PUBLISH_HEARTBEAT", value_name = "DURATION", value_parser = parse_duration)]
-    pub publish_heartbeat: Option<Duration>,
-    /// Most peers --kube probes; beyond it, the own zone first, then a rotating sample [default: 32].
-    #[arg(long, env = "LINKMETER_MAX_PEERS", value_name = "N")]
-    pub max_peers: Option<usize>,
-    /// How long one sample of peers lasts before it rotates (--kube) [default: 1h].
-    #[arg(long, env = "LINKMETER_PEER_ROTATION", value_name = "DURATION", value_parser = parse_duration)]
-    pub peer_rotation: Option<Duration>,
+    /// Shortest time between two NodeTopology writes.
+    #[arg(long, env = "LINKMETER_PUBLISH_MIN_INTERVAL", value_name = "DURATION", value_parser = parse_duration, default_value = "60s")]
+    pub publish_min_interval: Duration,
+    /// Longest time between two NodeTopology writes, changed or not.
+    #[arg(long, env = "LINKMETER_PUBLISH_HEARTBEAT", value_name = "DURATION", value_parser = parse_duration, default_value = "5m")]
+    pub publish_heartbeat: Duration,
+    /// Most peers --kube probes; beyond it, the own zone first, then a rotating sample.
+    #[arg(
+        long,
+        env = "LINKMETER_MAX_PEERS",
+        value_name = "N",
+        default_value_t = 32
+    )]
+    pub max_peers: usize,
+    /// How long one sample of peers lasts before it rotates (--kube).
+    #[arg(long, env = "LINKMETER_PEER_ROTATION", value_name = "DURATION", value_parser = parse_duration, default_value = "1h")]
+    pub peer_rotation: Duration,
     #[command(flatten)]
     pub host: HostPaths,
-}
-
-/// The YAML config file. Same names as the flags, kebab-case.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct FileConfig {
-    listen: Option<String>,
-    node_name: Option<String>,
-    #[serde(default)]
-    peers: Vec<String>,
-    ping_interval: Option<String>,
-    ping_count: Option<u32>,
-    ping_spacing: Option<String>,
-    ping_timeout: Option<String>,
-    ping_payload_size: Option<usize>,
-    window: Option<String>,
-    throughput: Option<bool>,
-    serve: Option<bool>,
-    throughput_port: Option<u16>,
-    throughput_period: Option<String>,
-    throughput_bytes_per_hour: Option<String>,
-    throughput_max_duration: Option<String>,
-    throughput_max_bytes: Option<String>,
-    #[serde(default)]
-    throughput_allow: Vec<String>,
-    system_interval: Option<String>,
-    gpu_interval: Option<String>,
-    gpu: Option<bool>,
-    system: Option<bool>,
-    nvml_library: Option<PathBuf>,
-    max_peer_series: Option<usize>,
-    kube: Option<bool>,
-    kubeconfig: Option<PathBuf>,
-    publish_min_interval: Option<String>,
-    publish_heartbeat: Option<String>,
-    max_peers: Option<usize>,
-    peer_rotation: Option<String>,
 }
 
 /// Throughput settings after resolution.
@@ -250,91 +242,34 @@ pub struct RunConfig {
 }
 
 impl RunConfig {
-    /// Reads the config file named by `args` (if any), merges and validates.
-    pub fn load(args: &RunArgs) -> Result<RunConfig, ConfigError> {
-        let file = match &args.config {
-            Some(path) => read_file(path)?,
-            None => FileConfig::default(),
-        };
-        Self::resolve(args, file)
-    }
-
-    /// Merges flags over the file over defaults and validates the result.
-    pub fn resolve(args: &RunArgs, file: FileConfig) -> Result<RunConfig, ConfigError> {
-        let dur =
-            |flag: Option<Duration>, file: &Option<String>, name: &str, default: Duration| match (
-                flag, file,
-            ) {
-                (Some(d), _) => Ok(d),
-                (None, Some(s)) => {
-                    parse_duration(s).map_err(|e| ConfigError(format!("config {name}: {e}")))
-                }
-                (None, None) => Ok(default),
-            };
-        let bytes =
-            |flag: Option<u64>, file: &Option<String>, name: &str, default: u64| match (flag, file)
-            {
-                (Some(b), _) => Ok(b),
-                (None, Some(s)) => {
-                    parse_bytes(s).map_err(|e| ConfigError(format!("config {name}: {e}")))
-                }
-                (None, None) => Ok(default),
-            };
-
-        let listen = match (args.listen, &file.listen) {
-            (Some(a), _) => a,
-            (None, Some(s)) => s
-                .parse()
-                .map_err(|e| ConfigError(format!("config listen: {s:?} is not ADDR:PORT ({e})")))?,
-            (None, None) => SocketAddr::from(([0, 0, 0, 0], 9477)),
-        };
+    /// Checks the options against each other and builds the daemon's configuration.
+    pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         let node_name = args
             .node_name
             .clone()
-            .or(file.node_name.clone())
             .or_else(crate::collect::system::host_name)
             .ok_or_else(|| {
                 ConfigError("--node-name is not set and the host name is unknown".into())
             })?;
         validate_name(&node_name)?;
+        let peers = parse_peers(&args.peers)?;
 
-        let peer_texts = if args.peers.is_empty() {
-            &file.peers
-        } else {
-            &args.peers
+        let ping_interval = args.ping_interval;
+        let icmp = IcmpConfig {
+            count: args.ping_count,
+            interval: args.ping_spacing,
+            timeout: args.ping_timeout,
+            payload_bytes: args.ping_payload_size,
         };
-        let peers = parse_peers(peer_texts)?;
-
-        let ping_interval = dur(
-            args.ping_interval,
-            &file.ping_interval,
-            "ping-interval",
-            Duration::from_secs(10),
-        )?;
-        let count = args.ping_count.or(file.ping_count).unwrap_or(3);
-        let spacing = dur(
-            args.ping_spacing,
-            &file.ping_spacing,
-            "ping-spacing",
-            Duration::from_millis(200),
-        )?;
-        let timeout = dur(
-            args.ping_timeout,
-            &file.ping_timeout,
-            "ping-timeout",
-            Duration::from_secs(1),
-        )?;
-        let payload = args
-            .ping_payload_size
-            .or(file.ping_payload_size)
-            .unwrap_or(56);
-        let window = dur(
-            args.window,
-            &file.window,
-            "window",
-            Duration::from_secs(600),
-        )?;
-
+        icmp.validate().map_err(|(field, rule)| {
+            let flag = match field {
+                IcmpField::Count => "--ping-count",
+                IcmpField::Interval => "--ping-spacing",
+                IcmpField::Timeout => "--ping-timeout",
+                IcmpField::Payload => "--ping-payload-size",
+            };
+            ConfigError(format!("{flag} {rule}"))
+        })?;
         check(
             ping_interval >= Duration::from_millis(100),
             "--ping-interval must be at least 100ms",
@@ -344,25 +279,11 @@ impl RunConfig {
             "--ping-interval must be at most 1h",
         )?;
         check(
-            (1..=100).contains(&count),
-            "--ping-count must be between 1 and 100",
-        )?;
-        check(
-            spacing >= Duration::from_millis(1),
-            "--ping-spacing must be at least 1ms",
-        )?;
-        check(
-            spacing.saturating_mul(count.saturating_sub(1)) + timeout <= ping_interval,
+            icmp.interval.saturating_mul(icmp.count.saturating_sub(1)) + icmp.timeout
+                <= ping_interval,
             "a round (--ping-count x --ping-spacing + --ping-timeout) must fit in --ping-interval",
         )?;
-        check(
-            timeout >= Duration::from_millis(1) && timeout <= Duration::from_secs(60),
-            "--ping-timeout must be between 1ms and 60s",
-        )?;
-        check(
-            payload <= MAX_PAYLOAD_BYTES,
-            &format!("--ping-payload-size must be at most {MAX_PAYLOAD_BYTES}"),
-        )?;
+        let window = args.window;
         check(
             window >= ping_interval,
             "--window must be at least --ping-interval",
@@ -374,16 +295,12 @@ impl RunConfig {
         let rounds = window
             .as_millis()
             .div_ceil(ping_interval.as_millis().max(1));
-        let window_samples = usize::try_from(rounds.saturating_mul(u128::from(count)))
+        let window_samples = usize::try_from(rounds.saturating_mul(u128::from(icmp.count)))
             .unwrap_or(usize::MAX)
             .min(MAX_WINDOW_SAMPLES);
 
-        let allow_texts = if args.throughput_allow.is_empty() {
-            &file.throughput_allow
-        } else {
-            &args.throughput_allow
-        };
-        let allow = allow_texts
+        let allow = args
+            .throughput_allow
             .iter()
             .map(|s| {
                 s.parse::<Cidr>()
@@ -391,36 +308,13 @@ impl RunConfig {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let throughput = ThroughputConfig {
-            client: !args.no_throughput && file.throughput.unwrap_or(true),
-            serve: !args.no_serve && file.serve.unwrap_or(true),
-            port: args
-                .throughput_port
-                .or(file.throughput_port)
-                .unwrap_or(5201),
-            period: dur(
-                args.throughput_period,
-                &file.throughput_period,
-                "throughput-period",
-                Duration::from_secs(3600),
-            )?,
-            bytes_per_hour: bytes(
-                args.throughput_bytes_per_hour,
-                &file.throughput_bytes_per_hour,
-                "throughput-bytes-per-hour",
-                2 << 30,
-            )?,
-            max_duration: dur(
-                args.throughput_max_duration,
-                &file.throughput_max_duration,
-                "throughput-max-duration",
-                Duration::from_secs(10),
-            )?,
-            max_bytes: bytes(
-                args.throughput_max_bytes,
-                &file.throughput_max_bytes,
-                "throughput-max-bytes",
-                512 << 20,
-            )?,
+            client: !args.no_throughput,
+            serve: !args.no_serve,
+            port: args.throughput_port,
+            period: args.throughput_period,
+            bytes_per_hour: args.throughput_bytes_per_hour,
+            max_duration: args.throughput_max_duration,
+            max_bytes: args.throughput_max_bytes,
             allow,
         };
         check(throughput.port != 0, "--throughput-port must not be 0")?;
@@ -441,60 +335,30 @@ impl RunConfig {
             "--throughput-bytes-per-hour must be at least --throughput-max-bytes",
         )?;
 
-        let system_on = !args.no_system && file.system.unwrap_or(true);
-        let gpu_on = !args.no_gpu && file.gpu.unwrap_or(true);
-        let system_interval = dur(
-            args.system_interval,
-            &file.system_interval,
-            "system-interval",
-            Duration::from_secs(15),
-        )?;
-        let gpu_interval = dur(
-            args.gpu_interval,
-            &file.gpu_interval,
-            "gpu-interval",
-            Duration::from_secs(15),
-        )?;
         check(
-            system_interval >= Duration::from_secs(1),
+            args.system_interval >= Duration::from_secs(1),
             "--system-interval must be at least 1s",
         )?;
         check(
-            gpu_interval >= Duration::from_secs(1),
+            args.gpu_interval >= Duration::from_secs(1),
             "--gpu-interval must be at least 1s",
         )?;
-        let max_peer_series = args.max_peer_series.or(file.max_peer_series).unwrap_or(128);
         check(
-            max_peer_series <= 100_000,
+            args.max_peer_series <= 100_000,
             "--max-peer-series must be at most 100000",
         )?;
 
-        let kube = if args.kube || file.kube.unwrap_or(false) {
+        let kube = if args.kube {
             check(
                 peers.is_empty(),
                 "--kube discovers peers from the Node objects; it cannot be combined with --peer",
             )?;
             let k = KubeSettings {
-                kubeconfig: args.kubeconfig.clone().or(file.kubeconfig.clone()),
-                publish_min_interval: dur(
-                    args.publish_min_interval,
-                    &file.publish_min_interval,
-                    "publish-min-interval",
-                    Duration::from_secs(60),
-                )?,
-                publish_heartbeat: dur(
-                    args.publish_heartbeat,
-                    &file.publish_heartbeat,
-                    "publish-heartbeat",
-                    Duration::from_secs(300),
-                )?,
-                max_peers: args.max_peers.or(file.max_peers).unwrap_or(32),
-                peer_rotation: dur(
-                    args.peer_rotation,
-                    &file.peer_rotation,
-                    "peer-rotation",
-                    Duration::from_secs(3600),
-                )?,
+                kubeconfig: args.kubeconfig.clone(),
+                publish_min_interval: args.publish_min_interval,
+                publish_heartbeat: args.publish_heartbeat,
+                max_peers: args.max_peers,
+                peer_rotation: args.peer_rotation,
             };
             check(
                 k.publish_min_interval >= Duration::from_secs(1),
@@ -522,24 +386,19 @@ impl RunConfig {
         };
 
         Ok(RunConfig {
-            listen,
+            listen: args.listen,
             node_name,
             peers,
             ping_interval,
-            icmp: IcmpConfig {
-                count,
-                interval: spacing,
-                timeout,
-                payload_bytes: payload,
-            },
+            icmp,
             window,
             window_samples,
             throughput,
-            system_interval: system_on.then_some(system_interval),
-            gpu_interval: gpu_on.then_some(gpu_interval),
-            nvml_library: args.nvml_library.clone().or(file.nvml_library),
+            system_interval: (!args.no_system).then_some(args.system_interval),
+            gpu_interval: (!args.no_gpu).then_some(args.gpu_interval),
+            nvml_library: args.nvml_library.clone(),
             host: args.host.clone(),
-            max_peer_series,
+            max_peer_series: args.max_peer_series,
             kube,
         })
     }
@@ -551,30 +410,6 @@ fn check(ok: bool, msg: &str) -> Result<(), ConfigError> {
     } else {
         Err(ConfigError(msg.to_owned()))
     }
-}
-
-fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
-    use std::io::Read;
-    let f = std::fs::File::open(path)
-        .map_err(|e| ConfigError(format!("--config {}: {e}", path.display())))?;
-    let mut text = String::new();
-    f.take(MAX_CONFIG_FILE_BYTES + 1)
-        .read_to_string(&mut text)
-        .map_err(|e| ConfigError(format!("--config {}: {e}", path.display())))?;
-    if text.len() as u64 > MAX_CONFIG_FILE_BYTES {
-        return Err(ConfigError(format!(
-            "--config {}: larger than 1 MiB",
-            path.display()
-        )));
-    }
-    if text.trim().is_empty() {
-        return Ok(FileConfig::default());
-    }
-    serde_norway::from_str(&text).map_err(|e| {
-        let msg = e.to_string();
-        let first = msg.lines().next().unwrap_or("invalid YAML");
-        ConfigError(format!("--config {}: {first}", path.display()))
-    })
 }
 
 /// Parses `[NAME=]HOST` entries; names must be unique.
@@ -624,156 +459,111 @@ fn validate_name(name: &str) -> Result<(), ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
 
-    fn args() -> RunArgs {
-        RunArgs {
-            node_name: Some("node-a".into()),
-            ..Default::default()
-        }
+    /// `run`'s options on their own, parsed as the CLI parses them.
+    #[derive(Parser)]
+    struct Run {
+        #[command(flatten)]
+        args: RunArgs,
     }
 
-    fn file(yaml: &str) -> FileConfig {
-        serde_norway::from_str(yaml).expect("yaml")
+    fn args(extra: &[&str]) -> RunArgs {
+        let argv = ["run", "--node-name", "node-a"]
+            .into_iter()
+            .chain(extra.iter().copied());
+        Run::try_parse_from(argv).expect("parses").args
     }
 
     #[test]
     fn defaults() {
-        let c = RunConfig::resolve(&args(), FileConfig::default()).expect("valid");
+        let c = RunConfig::resolve(&args(&[])).expect("valid");
         assert_eq!(c.listen, "0.0.0.0:9477".parse().expect("addr"));
         assert_eq!(c.ping_interval, Duration::from_secs(10));
         assert_eq!(c.icmp.count, 3);
         assert_eq!(c.window_samples, 60 * 3);
         assert!(c.throughput.client && c.throughput.serve);
         assert_eq!(c.throughput.port, 5201);
-    }
-
-    #[test]
-    fn flags_win_over_file_and_file_over_defaults() {
-        let f = file("ping-interval: 30s\nping-count: 5\npeers: [a=10.0.0.1]\nthroughput: false\n");
-        let mut a = args();
-        a.ping_count = Some(2);
-        let c = RunConfig::resolve(&a, f).expect("valid");
-        assert_eq!(c.ping_interval, Duration::from_secs(30));
-        assert_eq!(c.icmp.count, 2);
-        assert_eq!(
-            c.peers,
-            vec![PeerTarget {
-                name: "a".into(),
-                host: "10.0.0.1".into()
-            }]
-        );
-        assert!(!c.throughput.client);
+        assert_eq!(c.throughput.bytes_per_hour, 2 << 30);
+        assert_eq!(c.throughput.max_bytes, 512 << 20);
     }
 
     #[test]
     fn bad_values_are_errors_naming_the_option() {
         let cases: Vec<(RunArgs, &str)> = vec![
+            (args(&["--ping-count", "0"]), "--ping-count"),
+            (args(&["--ping-interval", "10ms"]), "--ping-interval"),
             (
-                RunArgs {
-                    ping_count: Some(0),
-                    ..args()
-                },
-                "--ping-count",
+                args(&["--ping-payload-size", "9000"]),
+                "--ping-payload-size",
             ),
+            (args(&["--peer", "a=x", "--peer", "a=y"]), "twice"),
+            (args(&["--peer", "bad name=x"]), "--peer"),
             (
-                RunArgs {
-                    ping_interval: Some(Duration::from_millis(10)),
-                    ..args()
-                },
-                "--ping-interval",
-            ),
-            (
-                RunArgs {
-                    peers: vec!["a=x".into(), "a=y".into()],
-                    ..args()
-                },
-                "twice",
-            ),
-            (
-                RunArgs {
-                    peers: vec!["bad name=x".into()],
-                    ..args()
-                },
-                "--peer",
-            ),
-            (
-                RunArgs {
-                    throughput_allow: vec!["10.0.0.0/99".into()],
-                    ..args()
-                },
+                args(&["--throughput-allow", "10.0.0.0/99"]),
                 "--throughput-allow",
             ),
-            (
-                RunArgs {
-                    window: Some(Duration::from_secs(1)),
-                    ..args()
-                },
-                "--window",
-            ),
+            (args(&["--window", "1s"]), "--window"),
         ];
         for (a, want) in cases {
-            let e = RunConfig::resolve(&a, FileConfig::default()).expect_err(want);
+            let e = RunConfig::resolve(&a).expect_err(want);
             assert!(e.0.contains(want), "{e} should mention {want}");
         }
     }
 
     #[test]
     fn kube_settings_default_and_exclude_static_peers() {
-        let c = RunConfig::resolve(
-            &RunArgs {
-                kube: true,
-                ..args()
-            },
-            FileConfig::default(),
-        )
-        .expect("valid");
+        let c = RunConfig::resolve(&args(&["--kube"])).expect("valid");
         let k = c.kube.expect("kube on");
         assert_eq!(k.publish_min_interval, Duration::from_secs(60));
         assert_eq!(k.publish_heartbeat, Duration::from_secs(300));
         assert_eq!(k.max_peers, 32);
         assert_eq!(k.peer_rotation, Duration::from_secs(3600));
-        assert!(k.kubeconfig.is_none());
+        // clap reads KUBECONFIG, so the default is whatever the test's environment says.
+        assert_eq!(
+            k.kubeconfig,
+            std::env::var_os("KUBECONFIG").map(PathBuf::from)
+        );
         assert!(
-            RunConfig::resolve(&args(), FileConfig::default())
+            RunConfig::resolve(&args(&[]))
                 .expect("valid")
                 .kube
                 .is_none()
         );
 
-        let e = RunConfig::resolve(
-            &RunArgs {
-                kube: true,
-                peers: vec!["a=10.0.0.1".into()],
-                ..args()
-            },
-            FileConfig::default(),
-        )
-        .expect_err("--kube with --peer");
+        let e = RunConfig::resolve(&args(&["--kube", "--peer", "a=10.0.0.1"]))
+            .expect_err("--kube with --peer");
         assert!(e.0.contains("--peer"), "{e}");
-        let e = RunConfig::resolve(
-            &RunArgs {
-                kube: true,
-                publish_min_interval: Some(Duration::from_secs(600)),
-                ..args()
-            },
-            FileConfig::default(),
-        )
-        .expect_err("heartbeat below min interval");
+        let e = RunConfig::resolve(&args(&["--kube", "--publish-min-interval", "10m"]))
+            .expect_err("heartbeat below min interval");
         assert!(e.0.contains("--publish-heartbeat"), "{e}");
-        let c = RunConfig::resolve(
-            &args(),
-            file("kube: true\nmax-peers: 8\npeer-rotation: 10m\n"),
-        )
+        let c = RunConfig::resolve(&args(&[
+            "--kube",
+            "--max-peers",
+            "8",
+            "--peer-rotation",
+            "10m",
+        ]))
         .expect("valid");
-        let k = c.kube.expect("kube from file");
+        let k = c.kube.expect("kube on");
         assert_eq!(k.max_peers, 8);
         assert_eq!(k.peer_rotation, Duration::from_secs(600));
     }
 
     #[test]
-    fn unknown_file_keys_and_bad_file_values_are_rejected() {
-        assert!(serde_norway::from_str::<FileConfig>("ping-intervall: 10s").is_err());
-        let e = RunConfig::resolve(&args(), file("window: forever")).expect_err("bad window");
-        assert!(e.0.contains("window"));
+    fn unparsable_values_are_refused_by_the_flag_parser() {
+        let argv = |v: &[&'static str]| {
+            let mut all = vec!["run"];
+            all.extend_from_slice(v);
+            all
+        };
+        for bad in [
+            &["--window", "forever"][..],
+            &["--throughput-max-bytes", "lots"],
+            &["--listen", "nowhere"],
+            &["--ping-count", "-1"],
+        ] {
+            assert!(Run::try_parse_from(argv(bad)).is_err(), "{bad:?}");
+        }
     }
 }

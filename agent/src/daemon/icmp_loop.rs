@@ -58,13 +58,10 @@ async fn take_test_gate(
 pub async fn run(shared: Arc<Shared>, source: Arc<dyn PeerSource>, shutdown: CancellationToken) {
     let prober = IcmpProber::new();
     let condition = prober.condition();
-    if condition.status != "True" {
-        tracing::warn!(
-            message = condition.message.as_deref().unwrap_or(""),
-            "ICMP is unavailable"
-        );
+    if !condition.available {
+        tracing::warn!(message = condition.message.as_str(), "ICMP is unavailable");
     }
-    shared.lock_state().icmp_condition = Some(condition);
+    shared.set_icmp_condition(condition);
     let mut peers_rx = source.watch();
     let interval = shared.config.ping_interval;
     // Both directions at their duration cap, plus handshakes and the server's hold for
@@ -89,23 +86,18 @@ pub async fn run(shared: Arc<Shared>, source: Arc<dyn PeerSource>, shutdown: Can
         };
         let started = Instant::now();
         let peers = peers_rx.borrow_and_update().clone();
-        let removed = shared.lock_state().set_peers(&peers);
+        let removed = shared.set_peers(&peers);
         if !removed.is_empty() {
             tracing::info!(removed = ?removed, "peers removed");
         }
-        shared
-            .metrics
-            .set_peers(peers.iter().map(|p| p.name.as_str()));
 
         let resolved = resolve_peers(&peers).await;
         let mut targets = Vec::with_capacity(resolved.len());
-        {
-            let mut st = shared.lock_state();
-            for r in resolved {
-                match r.addr {
-                    Ok(a) => targets.push((r.target.name, a)),
-                    Err(e) => st.record_unresolved(&r.target.name, e),
-                }
+        let mut unresolved = Vec::new();
+        for r in resolved {
+            match r.addr {
+                Ok(a) => targets.push((r.target.name, a)),
+                Err(e) => unresolved.push((r.target.name, e)),
             }
         }
         let results = tokio::select! {
@@ -116,17 +108,9 @@ pub async fn run(shared: Arc<Shared>, source: Arc<dyn PeerSource>, shutdown: Can
         let any_reply = results
             .iter()
             .any(|r| r.samples.iter().any(Option::is_some));
-        {
-            let mut st = shared.lock_state();
-            st.record_round(&results, jiff::Timestamp::now());
-            shared.metrics.record_round(&results, |peer| {
-                st.peer(peer)
-                    .map(|p| f64::from(p.window.summary().loss_ppm) / 1e6)
-            });
-        }
-        shared.mark_round_done();
-        shared.metrics.observe_collector(
-            "icmp",
+        shared.record_round(
+            unresolved,
+            &results,
             started.elapsed(),
             any_reply || targets.is_empty(),
         );

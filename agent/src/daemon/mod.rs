@@ -12,8 +12,8 @@ pub mod http;
 pub mod icmp_loop;
 pub mod metrics;
 pub mod peers;
+pub mod record;
 pub mod served;
-pub mod state;
 pub mod throughput_loop;
 
 use std::future::Future;
@@ -32,11 +32,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::collect::gpu::{GpuCollector, GpuConfig};
 use crate::collect::system::{SystemCollector, SystemConfig};
+use crate::state::AgentState;
 use crate::throughput::server::{Server, ServerConfig};
 pub use config::{ConfigError, RunArgs, RunConfig};
 pub use metrics::Metrics;
 pub use peers::{PeerSource, StaticPeers};
-use state::AgentState;
 
 /// State shared by the daemon's tasks.
 #[derive(Debug)]
@@ -204,13 +204,7 @@ pub async fn run(
                 tokio::select! {
                     _ = token.cancelled() => return,
                     o = outcomes.recv() => match o {
-                        Ok(o) => {
-                            match &o.result {
-                                Ok(s) => sh.metrics.count_test("server", "ok", s.bytes),
-                                Err(_) => sh.metrics.count_test("server", "error", 0),
-                            }
-                            served::record(&sh, &o);
-                        }
+                        Ok(o) => served::record(&sh, &o),
                         Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                         Err(_) => return,
                     }
@@ -236,11 +230,8 @@ pub async fn run(
             shared.clone(),
             collector,
             interval,
-            |r| r.condition.status == "True",
-            |sh: &Shared, r| {
-                sh.metrics.set_system(&r);
-                sh.lock_state().system = Some(r);
-            },
+            |r| r.condition.available,
+            Shared::record_system,
             shutdown.clone(),
         ));
     }
@@ -253,14 +244,8 @@ pub async fn run(
             collector,
             interval,
             // No driver is a normal state for a node without GPUs, not a failure.
-            |r| {
-                r.condition.status == "True"
-                    || r.condition.reason.as_deref() == Some("LibraryNotFound")
-            },
-            |sh: &Shared, r| {
-                sh.metrics.set_gpu(&r);
-                sh.lock_state().gpu = Some(r);
-            },
+            |r| r.condition.available || r.condition.reason == "LibraryNotFound",
+            Shared::record_gpu,
             shutdown.clone(),
         ));
     }

@@ -10,7 +10,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
 use super::Shared;
-use super::state::ThroughputFigures;
+use crate::state::ThroughputFigures;
 use crate::throughput::TestOutcome;
 
 /// Served tests per peer since the throughput planner last looked.
@@ -53,20 +53,20 @@ impl ServedLog {
     }
 }
 
-/// Records a finished served test as this node's figure for the client's node, when
-/// the client is a known peer and sent a plausible estimate.
+/// Records a finished served test: counted always, and kept as this node's figure for
+/// the client's node when the client is a known peer and sent a plausible estimate.
 pub fn record(shared: &Shared, outcome: &TestOutcome) {
-    let Ok(summary) = &outcome.result else {
-        return;
+    let summary = match &outcome.result {
+        Ok(s) => s,
+        Err(_) => return shared.record_served(false, 0, None),
     };
     let Some(bps) = summary.client_estimate_bps else {
-        return;
+        return shared.record_served(true, summary.bytes, None);
     };
     let ip = outcome.peer.ip().to_canonical();
-    let unix = jiff::Timestamp::now();
     // The client's forward test is what this node received; its reverse, what it sent.
     let mut figures = ThroughputFigures {
-        measured_at: Some(unix),
+        measured_at: Some(jiff::Timestamp::now()),
         ..ThroughputFigures::default()
     };
     let label = if summary.reverse {
@@ -76,18 +76,11 @@ pub fn record(shared: &Shared, outcome: &TestOutcome) {
         figures.rx_bps = Some(bps);
         "rx"
     };
-    let name = {
-        let mut st = shared.lock_state();
-        let Some(name) = st.peer_name_by_addr(ip) else {
-            tracing::debug!(%ip, "served a test for an address that is not a peer");
-            return;
-        };
-        st.record_throughput(&name, figures);
-        name
+    let Some(name) = shared.lock_state().peer_name_by_addr(ip) else {
+        tracing::debug!(%ip, "served a test for an address that is not a peer");
+        return shared.record_served(true, summary.bytes, None);
     };
-    shared
-        .metrics
-        .record_throughput(&name, label, bps, unix.as_millisecond() as f64 / 1000.0);
+    shared.record_served(true, summary.bytes, Some((&name, figures)));
     shared
         .served
         .note(&name, Instant::now(), summary.bytes, summary.reverse);

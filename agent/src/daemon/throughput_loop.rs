@@ -11,8 +11,9 @@ use tokio_util::sync::CancellationToken;
 use super::Shared;
 use super::budget::{Attempt, Plan, Planner};
 use super::peers::PeerSource;
-use super::state::ThroughputFigures;
+use super::record::ClientTest;
 use crate::probe::resolve_peers;
+use crate::state::ThroughputFigures;
 use crate::throughput::ThroughputError;
 use crate::throughput::client::{ClientConfig, Direction, run_test};
 use crate::throughput::estimator::EstimatorConfig;
@@ -142,22 +143,11 @@ async fn test_peer(shared: &Shared, name: &str, server: SocketAddr) -> Attempt {
                     Direction::Receive => figures.rx_bps = Some(r.bits_per_second),
                 }
                 figures.measured_at = Some(unix);
-                let label = if dir == Direction::Send { "tx" } else { "rx" };
-                shared.metrics.record_throughput(
-                    name,
-                    label,
-                    r.bits_per_second,
-                    unix.as_millisecond() as f64 / 1000.0,
-                );
                 tracing::info!(peer = name, direction = %dir, mbps = r.bits_per_second / 1e6, bytes = r.bytes, stop = ?r.stop, "throughput measured");
             }
             Err(e) => {
                 let busy = matches!(e, ThroughputError::Busy);
                 let result = if busy { "busy" } else { "error" };
-                shared.metrics.count_test("client", result, bytes);
-                shared
-                    .metrics
-                    .observe_collector("throughput", started.elapsed(), busy);
                 if busy {
                     tracing::debug!(
                         peer = name,
@@ -167,7 +157,15 @@ async fn test_peer(shared: &Shared, name: &str, server: SocketAddr) -> Attempt {
                     tracing::warn!(peer = name, error = %e, "throughput test failed");
                     figures.last_error = Some(format!("throughput: {e}"));
                 }
-                shared.lock_state().record_throughput(name, figures);
+                shared.record_client_test(
+                    name,
+                    ClientTest {
+                        figures,
+                        result,
+                        bytes,
+                        took: started.elapsed(),
+                    },
+                );
                 return if busy {
                     Attempt::Busy
                 } else {
@@ -176,10 +174,14 @@ async fn test_peer(shared: &Shared, name: &str, server: SocketAddr) -> Attempt {
             }
         }
     }
-    shared.metrics.count_test("client", "ok", bytes);
-    shared
-        .metrics
-        .observe_collector("throughput", started.elapsed(), true);
-    shared.lock_state().record_throughput(name, figures);
+    shared.record_client_test(
+        name,
+        ClientTest {
+            figures,
+            result: "ok",
+            bytes,
+            took: started.elapsed(),
+        },
+    );
     Attempt::Done { bytes }
 }

@@ -17,6 +17,7 @@ pub mod client;
 pub mod discovery;
 pub mod health;
 pub mod publisher;
+pub mod writer;
 
 pub use client::{ClientError, connect};
 pub use discovery::KubePeers;
@@ -55,9 +56,14 @@ impl crate::daemon::Addon for KubeHandles {
                 tracing::error!("NodeTopology publisher started without --kube settings");
                 return;
             };
-            publisher::Publisher::new(shared, self.client, self.health, &settings)
-                .run(shutdown)
-                .await;
+            publisher::Publisher::new(
+                shared,
+                writer::KubeWriter::new(self.client),
+                self.health,
+                &settings,
+            )
+            .run(shutdown)
+            .await;
         })
     }
 }

@@ -3,7 +3,7 @@
 //! Every [`CHECK_PERIOD`] the publisher takes the agent's current status and asks
 //! [`Hysteresis`] whether it differs enough from the last *published* one (or the
 //! heartbeat age passed); at most one write per minimum interval. A write is a
-//! server-side apply (field manager [`FIELD_MANAGER`]) of the object, once, then of
+//! server-side apply (field manager [`super::FIELD_MANAGER`]) of the object, once, then of
 //! the status through the status subresource, forced so a stale manager cannot block
 //! it.
 //!
@@ -22,22 +22,22 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ::kube::api::{Patch, PatchParams};
-use ::kube::{Api, Client, ResourceExt};
+use ::kube::ResourceExt;
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use linkmeter_aggregator::api::{NodeAddress, NodeTopology, NodeTopologyStatus};
+use linkmeter_aggregator::api::{NodeAddress, NodeTopologyStatus};
 use linkmeter_aggregator::publish::{Hysteresis, Plan, PublishPlanner};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::ApiHealth;
 use super::backoff::Backoff;
 use super::discovery::NodeEntry;
-use super::{ApiHealth, FIELD_MANAGER};
+use super::writer::TopologyWriter;
 use crate::daemon::Shared;
 use crate::daemon::config::KubeSettings;
-use crate::daemon::state::NodeIdentity;
+use crate::state::NodeIdentity;
 
 /// A heartbeat with nothing material changed is a merge patch of `publishedAt` and
 /// `observedAt` alone (~150 bytes instead of ~10 KB with 32 links); every this many
@@ -56,11 +56,10 @@ const FIRST_ROUND_WAIT: Duration = Duration::from_secs(60);
 /// Metric label of the object (metadata) write.
 const REASON_OBJECT: &str = "object";
 
-/// The publisher task's state.
-pub struct Publisher {
+/// The publisher task's state; `W` makes the requests.
+pub struct Publisher<W> {
     shared: Arc<Shared>,
-    topologies: Api<NodeTopology>,
-    nodes: Api<Node>,
+    writer: W,
     health: Arc<ApiHealth>,
     /// Every decision about what to write and when (pure, unit-tested).
     planner: PublishPlanner,
@@ -80,7 +79,7 @@ pub struct Publisher {
     last_error: Option<String>,
 }
 
-impl std::fmt::Debug for Publisher {
+impl<W> std::fmt::Debug for Publisher<W> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Publisher")
             .field("node_name", &self.node_name)
@@ -98,11 +97,11 @@ enum StepError {
     Api(String),
 }
 
-impl Publisher {
-    /// A publisher for `shared.config.node_name`.
+impl<W: TopologyWriter> Publisher<W> {
+    /// A publisher for `shared.config.node_name`, writing through `writer`.
     pub fn new(
         shared: Arc<Shared>,
-        client: Client,
+        writer: W,
         health: Arc<ApiHealth>,
         settings: &KubeSettings,
     ) -> Self {
@@ -118,8 +117,7 @@ impl Publisher {
         Publisher {
             node_name: shared.config.node_name.clone(),
             shared,
-            topologies: Api::all(client.clone()),
-            nodes: Api::all(client),
+            writer,
             health,
             planner: PublishPlanner::new(hysteresis, FULL_REFRESH_EVERY, CHECK_PERIOD),
             origin: Instant::now(),
@@ -211,7 +209,7 @@ impl Publisher {
         if self.node_read_at.is_some_and(|t| t.elapsed() < every) {
             return Ok(());
         }
-        match self.nodes.get_opt(&self.node_name).await {
+        match self.writer.get_node(&self.node_name).await {
             Ok(Some(node)) => {
                 self.health.reachable("publisher");
                 self.node_read_at = Some(Instant::now());
@@ -284,12 +282,7 @@ impl Publisher {
             "spec": {},
         });
         let bytes = serde_json::to_vec(&body).map(|b| b.len()).unwrap_or(0);
-        let params = PatchParams::apply(FIELD_MANAGER).force();
-        match self
-            .topologies
-            .patch(&self.node_name, &params, &Patch::Apply(&body))
-            .await
-        {
+        match self.writer.apply_object(&self.node_name, &body).await {
             Ok(_) => {
                 self.health.reachable("publisher");
                 self.shared.metrics.count_publish(REASON_OBJECT, bytes);
@@ -325,12 +318,7 @@ impl Publisher {
             "status": status,
         });
         let bytes = serde_json::to_vec(&body).map(|b| b.len()).unwrap_or(0);
-        let params = PatchParams::apply(FIELD_MANAGER).force();
-        match self
-            .topologies
-            .patch_status(&self.node_name, &params, &Patch::Apply(&body))
-            .await
-        {
+        match self.writer.apply_status(&self.node_name, &body).await {
             Ok(_) => {
                 self.health.reachable("publisher");
                 self.shared.metrics.count_publish(reason, bytes);
@@ -369,15 +357,7 @@ impl Publisher {
         let now = now.round(jiff::Unit::Second).unwrap_or(now).to_string();
         let body = json!({ "status": { "publishedAt": now, "observedAt": current.observed_at } });
         let bytes = serde_json::to_vec(&body).map(|b| b.len()).unwrap_or(0);
-        let params = PatchParams {
-            field_manager: Some(FIELD_MANAGER.to_owned()),
-            ..PatchParams::default()
-        };
-        match self
-            .topologies
-            .patch_status(&self.node_name, &params, &Patch::Merge(&body))
-            .await
-        {
+        match self.writer.merge_status(&self.node_name, &body).await {
             Ok(_) => {
                 self.health.reachable("publisher");
                 self.shared.metrics.count_publish("heartbeat", bytes);
@@ -537,6 +517,182 @@ mod tests {
                 - status_bytes)
         );
         assert!(body_bytes < 16 * 1024, "{body_bytes} bytes");
+    }
+
+    /// A fake API server: records each request, answers as told.
+    #[derive(Default)]
+    struct FakeApi {
+        /// `(request, body)` in order.
+        log: std::sync::Mutex<Vec<(&'static str, Value)>>,
+        /// Writes answer 503, as a server that lost etcd does; reads still work.
+        writes_down: std::sync::atomic::AtomicBool,
+        /// Status writes answer 404 until the object is applied again.
+        gone: std::sync::atomic::AtomicBool,
+    }
+
+    fn api_error(code: u16, reason: &str) -> ::kube::Error {
+        let status =
+            serde_json::from_value(json!({"status": "Failure", "code": code, "reason": reason}))
+                .expect("a Status");
+        ::kube::Error::Api(Box::new(status))
+    }
+
+    impl FakeApi {
+        fn answer(&self, what: &'static str, body: Value) -> Result<(), ::kube::Error> {
+            use std::sync::atomic::Ordering::SeqCst;
+            if what != "get_node" && self.writes_down.load(SeqCst) {
+                return Err(api_error(503, "ServiceUnavailable"));
+            }
+            self.log.lock().expect("log").push((what, body));
+            match what {
+                "apply_object" => self.gone.store(false, SeqCst),
+                "apply_status" | "merge_status" if self.gone.load(SeqCst) => {
+                    return Err(api_error(404, "NotFound"));
+                }
+                _ => {}
+            }
+            Ok(())
+        }
+
+        /// The requests since the last call.
+        fn take(&self) -> Vec<&'static str> {
+            let mut log = self.log.lock().expect("log");
+            log.drain(..).map(|(what, _)| what).collect()
+        }
+    }
+
+    impl TopologyWriter for Arc<FakeApi> {
+        async fn get_node(&self, name: &str) -> Result<Option<Node>, ::kube::Error> {
+            self.answer("get_node", Value::Null)?;
+            Ok(Some(Node {
+                metadata: ObjectMeta {
+                    name: Some(name.into()),
+                    uid: Some("uid-1".into()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            }))
+        }
+        async fn apply_object(&self, _: &str, body: &Value) -> Result<(), ::kube::Error> {
+            self.answer("apply_object", body.clone())
+        }
+        async fn apply_status(&self, _: &str, body: &Value) -> Result<(), ::kube::Error> {
+            self.answer("apply_status", body.clone())
+        }
+        async fn merge_status(&self, _: &str, body: &Value) -> Result<(), ::kube::Error> {
+            self.answer("merge_status", body.clone())
+        }
+    }
+
+    /// A publisher for node `n1` (minimum interval 1 s, heartbeat 10 s) on a fake API.
+    fn publisher() -> (Publisher<Arc<FakeApi>>, Arc<FakeApi>) {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Run {
+            #[command(flatten)]
+            args: crate::daemon::RunArgs,
+        }
+        let argv = [
+            "run",
+            "--node-name=n1",
+            "--kube",
+            "--publish-min-interval=1s",
+            "--publish-heartbeat=10s",
+        ];
+        let args = Run::try_parse_from(argv).expect("parses").args;
+        let config = crate::daemon::RunConfig::resolve(&args).expect("valid");
+        let settings = config.kube.clone().expect("--kube");
+        let api = Arc::new(FakeApi::default());
+        let shared = Arc::new(Shared::new(config));
+        let p = Publisher::new(shared, api.clone(), Arc::new(ApiHealth::new()), &settings);
+        (p, api)
+    }
+
+    async fn step_ok(p: &mut Publisher<Arc<FakeApi>>) -> Duration {
+        match p.step().await {
+            Ok(wait) => wait,
+            Err(StepError::Outage) => panic!("outage"),
+            Err(StepError::Api(e)) => panic!("{e}"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn first_write_then_quiet_then_light_heartbeats_then_a_full_refresh() {
+        let (mut p, api) = publisher();
+        step_ok(&mut p).await;
+        assert_eq!(api.take(), ["get_node", "apply_object", "apply_status"]);
+        step_ok(&mut p).await;
+        assert!(api.take().is_empty(), "nothing changed: no write");
+        for n in 1..FULL_REFRESH_EVERY {
+            tokio::time::advance(Duration::from_secs(10)).await;
+            step_ok(&mut p).await;
+            let got = api.take();
+            assert_eq!(got.last(), Some(&"merge_status"), "heartbeat {n}: {got:?}");
+        }
+        tokio::time::advance(Duration::from_secs(10)).await;
+        step_ok(&mut p).await;
+        assert_eq!(
+            api.take().last(),
+            Some(&"apply_status"),
+            "every {FULL_REFRESH_EVERY}th heartbeat is full"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_object_carries_the_node_as_owner() {
+        let (mut p, api) = publisher();
+        step_ok(&mut p).await;
+        let log = api.log.lock().expect("log");
+        let (_, object) = log
+            .iter()
+            .find(|(w, _)| *w == "apply_object")
+            .expect("applied");
+        assert_eq!(object["metadata"]["ownerReferences"][0]["uid"], "uid-1");
+        assert_eq!(object["apiVersion"], super::super::API_VERSION);
+        let (_, status) = log
+            .iter()
+            .find(|(w, _)| *w == "apply_status")
+            .expect("written");
+        assert!(status["status"]["publishedAt"].is_string(), "{status}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_an_outage_the_next_write_is_a_full_one_at_once() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let (mut p, api) = publisher();
+        step_ok(&mut p).await;
+        api.take();
+        api.writes_down.store(true, SeqCst);
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert!(matches!(p.step().await, Err(StepError::Outage)));
+        assert!(
+            p.planner.is_stale(),
+            "the lost heartbeat makes the object stale"
+        );
+        api.writes_down.store(false, SeqCst);
+        // Back within the heartbeat, with nothing changed: still a full write.
+        tokio::time::advance(Duration::from_secs(2)).await;
+        step_ok(&mut p).await;
+        assert_eq!(api.take().last(), Some(&"apply_status"));
+        assert!(!p.planner.is_stale());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deleted_object_is_applied_again_before_its_status() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let (mut p, api) = publisher();
+        step_ok(&mut p).await;
+        api.take();
+        api.gone.store(true, SeqCst);
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert!(
+            matches!(p.step().await, Err(StepError::Api(_))),
+            "the heartbeat meets a 404"
+        );
+        assert_eq!(api.take(), ["get_node", "merge_status"]);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        step_ok(&mut p).await;
+        assert_eq!(api.take(), ["apply_object", "apply_status"]);
     }
 
     #[test]

@@ -14,13 +14,13 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use linkmeter_aggregator::api::{CONDITION_ICMP_AVAILABLE, Condition};
 use socket2::Type as SockType;
 use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
 use super::echo::{self, EchoSocket, Family};
+use crate::availability::Availability;
 
 /// Largest echo payload accepted (bytes). Larger buys nothing for latency and risks
 /// fragmentation.
@@ -47,6 +47,50 @@ impl Default for IcmpConfig {
             timeout: Duration::from_secs(1),
             payload_bytes: 56,
         }
+    }
+}
+
+/// Most echo requests one round sends to one peer.
+pub const MAX_ROUND_COUNT: u32 = 10_000;
+
+/// A field of [`IcmpConfig`], so that each command can name its own flag for it
+/// (`run` says `--ping-count`, `snapshot` says `--count`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IcmpField {
+    /// [`IcmpConfig::count`].
+    Count,
+    /// [`IcmpConfig::interval`].
+    Interval,
+    /// [`IcmpConfig::timeout`].
+    Timeout,
+    /// [`IcmpConfig::payload_bytes`].
+    Payload,
+}
+
+impl IcmpConfig {
+    /// The one rule set for a round's settings, shared by every command that sends
+    /// rounds. The error names the field and the rule it breaks (`must be ...`).
+    pub fn validate(&self) -> Result<(), (IcmpField, String)> {
+        let ms = Duration::from_millis(1);
+        if !(1..=MAX_ROUND_COUNT).contains(&self.count) {
+            return Err((
+                IcmpField::Count,
+                format!("must be between 1 and {MAX_ROUND_COUNT}"),
+            ));
+        }
+        if self.interval < ms || self.interval > Duration::from_secs(3600) {
+            return Err((IcmpField::Interval, "must be between 1ms and 1h".into()));
+        }
+        if self.timeout < ms || self.timeout > Duration::from_secs(60) {
+            return Err((IcmpField::Timeout, "must be between 1ms and 60s".into()));
+        }
+        if self.payload_bytes > MAX_PAYLOAD_BYTES {
+            return Err((
+                IcmpField::Payload,
+                format!("must be at most {MAX_PAYLOAD_BYTES}"),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -215,9 +259,9 @@ impl IcmpProber {
         }
     }
 
-    /// `IcmpAvailable`: True when at least IPv4 or IPv6 echo can be sent, with the
-    /// socket kinds in the message; False with both reasons otherwise.
-    pub fn condition(&self) -> Condition {
+    /// Available when at least IPv4 or IPv6 echo can be sent, with the socket kinds in
+    /// the message; unavailable with both reasons otherwise.
+    pub fn condition(&self) -> Availability {
         let describe = |fam: &str, s: &FamilySocket| match s {
             Ok((_, t)) if *t == SockType::RAW => format!("{fam}: raw socket"),
             Ok(_) => format!("{fam}: unprivileged socket"),
@@ -229,10 +273,8 @@ impl IcmpProber {
             describe("IPv6", &self.v6)
         );
         match (&self.v4, &self.v6) {
-            (Err(_), Err(_)) => {
-                Condition::new(CONDITION_ICMP_AVAILABLE, false, "SocketDenied", msg)
-            }
-            _ => Condition::new(CONDITION_ICMP_AVAILABLE, true, "SocketOpen", msg),
+            (Err(_), Err(_)) => Availability::down("SocketDenied", msg),
+            _ => Availability::up("SocketOpen", msg),
         }
     }
 
@@ -418,8 +460,8 @@ mod tests {
         if p.v4.is_err() {
             // Neither ping sockets nor raw sockets here: the condition must say so.
             let c = p.condition();
-            assert_eq!(c.status, "False");
-            assert!(c.message.unwrap_or_default().contains("CAP_NET_RAW"));
+            assert!(!c.available);
+            assert!(c.message.contains("CAP_NET_RAW"));
             return;
         }
         let cfg = IcmpConfig {
@@ -435,6 +477,6 @@ mod tests {
             .await;
         assert_eq!(r[0].samples.len(), 3);
         assert!(r[0].samples.iter().all(Option::is_some), "{r:?}");
-        assert_eq!(p.condition().status, "True");
+        assert!(p.condition().available);
     }
 }

@@ -8,13 +8,13 @@ pub mod render;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use linkmeter_aggregator::api::{Link, NodeAddress, NodeTopologyStatus};
-use linkmeter_aggregator::summary::RttWindow;
+use linkmeter_aggregator::api::NodeTopologyStatus;
 
 use crate::collect::Collector;
 use crate::collect::gpu::{GpuCollector, GpuConfig, GpuReport};
 use crate::collect::system::{SystemCollector, SystemConfig, SystemReport};
-use crate::probe::{IcmpConfig, IcmpProber, PeerSamples, PeerTarget, resolve_peers};
+use crate::probe::{IcmpConfig, IcmpProber, PeerTarget, resolve_peers};
+use crate::state::AgentState;
 
 /// What `snapshot` measures and how.
 #[derive(Clone, Debug)]
@@ -60,18 +60,17 @@ pub async fn take(opts: &SnapshotOptions) -> Snapshot {
         tokio::task::spawn_blocking(move || c.collect())
     });
 
+    // The report is built as the daemon builds it: one AgentState, one window per
+    // peer holding exactly this round, and its status().
+    let host = crate::collect::system::host_name().unwrap_or_default();
+    let mut state = AgentState::new(&host, opts.icmp.count as usize, window_seconds(&opts.icmp));
+    state.set_peers(&opts.peers);
     let prober = IcmpProber::new();
-    let resolved = resolve_peers(&opts.peers).await;
-    let mut links = Vec::with_capacity(resolved.len());
     let mut to_probe = Vec::new();
-    for r in resolved {
+    for r in resolve_peers(&opts.peers).await {
         match r.addr {
             Ok(addr) => to_probe.push((r.target.name, addr)),
-            Err(e) => links.push(Link {
-                peer: r.target.name,
-                error: Some(e),
-                ..Default::default()
-            }),
+            Err(e) => state.record_unresolved(&r.target.name, e),
         }
     }
     let rounds = if to_probe.is_empty() {
@@ -79,64 +78,23 @@ pub async fn take(opts: &SnapshotOptions) -> Snapshot {
     } else {
         prober.probe(&to_probe, &opts.icmp).await
     };
-    links.extend(rounds.iter().map(|r| link_from_round(r, opts.icmp.count)));
-
-    let mut status = NodeTopologyStatus {
-        observed_at: Some(
-            jiff::Timestamp::now()
-                .round(jiff::Unit::Second)
-                .map_or_else(|_| jiff::Timestamp::now().to_string(), |t| t.to_string()),
-        ),
-        window_seconds: window_seconds(&opts.icmp),
-        links,
-        ..Default::default()
-    };
-    if let Some(host) = crate::collect::system::host_name() {
-        status.addresses.push(NodeAddress {
-            type_: "Hostname".into(),
-            address: host,
-        });
-    }
+    state.record_round(&rounds, jiff::Timestamp::now());
     if !opts.peers.is_empty() {
-        status.conditions.push(prober.condition());
+        state.icmp_condition = Some(prober.condition());
     }
-
-    let system = match system {
+    state.system = match system {
         Some(task) => task.await.ok(),
         None => None,
     };
-    if let Some(s) = &system {
-        s.apply_to(&mut status);
-    }
-    let gpu = match gpu {
+    state.gpu = match gpu {
         Some(task) => task.await.ok(),
         None => None,
     };
-    if let Some(g) = &gpu {
-        g.apply_to(&mut status);
-    }
-    status.normalize();
     Snapshot {
-        status,
-        system,
-        gpu,
+        status: state.status(),
+        system: state.system.clone(),
+        gpu: state.gpu.clone(),
     }
-}
-
-/// The link entry for one peer's round: percentiles over exactly this round's samples.
-fn link_from_round(r: &PeerSamples, count: u32) -> Link {
-    let mut window = RttWindow::new(count as usize);
-    for s in &r.samples {
-        window.push(*s);
-    }
-    let mut link = Link {
-        peer: r.peer.clone(),
-        address: Some(r.addr.to_string()),
-        error: r.error.clone(),
-        ..Default::default()
-    };
-    window.summary().apply_to(&mut link);
-    link
 }
 
 /// The round's length in whole seconds, at least 1.
@@ -149,6 +107,7 @@ fn window_seconds(c: &IcmpConfig) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::probe::PeerSamples;
 
     #[test]
     fn a_round_becomes_a_quantized_link() {
@@ -163,7 +122,11 @@ mod tests {
             ],
             error: None,
         };
-        let l = link_from_round(&r, 4);
+        let mut state = AgentState::new("me", 4, 1);
+        state.set_peers(&[PeerTarget::from_host("n1")]);
+        state.record_round(&[r], jiff::Timestamp::now());
+        let status = state.status();
+        let l = &status.links[0];
         assert_eq!(l.rtt_p50_us, Some(14_200));
         assert_eq!(l.loss_ppm, 250_000);
         assert_eq!(l.samples, 4);

@@ -24,9 +24,9 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use linkmeter_aggregator::api::{CONDITION_SYSTEM_AVAILABLE, Condition, Nic, SystemSummary};
-
 pub use disk::DiskStats;
+
+use crate::availability::Availability;
 
 /// This host's name from the kernel (`/proc/sys/kernel/hostname`), when it is a usable
 /// node or peer name (non-empty, at most 253 bytes).
@@ -123,48 +123,54 @@ pub struct NicStats {
     pub physical: bool,
 }
 
+/// The host's size and load, in the units the status publishes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostSummary {
+    /// Online CPUs.
+    pub cpu_count: u32,
+    /// CPU busy share since the previous collection, per mille; `None` on the first.
+    pub cpu_utilization_permille: Option<u32>,
+    /// `MemTotal`, bytes.
+    pub memory_total_bytes: u64,
+    /// `MemTotal - MemAvailable`, bytes.
+    pub memory_used_bytes: u64,
+    /// 1-minute load average × 1000.
+    pub load1_milli: u64,
+    /// 5-minute load average × 1000.
+    pub load5_milli: u64,
+    /// 15-minute load average × 1000.
+    pub load15_milli: u64,
+    /// Kernel release (`/proc/sys/kernel/osrelease`).
+    pub kernel_version: Option<String>,
+}
+
 /// One collection of host facts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SystemReport {
-    /// The summary published in NodeTopology; `None` when neither /proc/stat nor
-    /// /proc/meminfo could be read. Figures whose source failed are zero/`None`, and
-    /// named in `errors`.
-    pub summary: Option<SystemSummary>,
+    /// The host's size and load; `None` when neither /proc/stat nor /proc/meminfo
+    /// could be read. Figures whose source failed are zero/`None`, and named in
+    /// `errors`.
+    pub summary: Option<HostSummary>,
     /// Network interfaces, in `/proc/net/dev` order.
     pub nics: Vec<NicStats>,
     /// Real filesystems, one per device.
     pub disks: Vec<DiskStats>,
-    /// `SystemAvailable`: False only when no core source (stat, meminfo) was readable.
-    pub condition: Condition,
+    /// Unavailable only when no core source (stat, meminfo) was readable.
+    pub condition: Availability,
     /// What went wrong, one line each, at most [`MAX_ERRORS`].
     pub errors: Vec<String>,
 }
 
 impl SystemReport {
-    /// Writes this report's part of a NodeTopology status: the summary, the NICs and
-    /// the `SystemAvailable` condition.
-    pub fn apply_to(&self, status: &mut linkmeter_aggregator::api::NodeTopologyStatus) {
-        status.system = self.summary.clone();
-        status.nics = self.nics_for_status();
-        status.conditions.push(self.condition.clone());
-    }
-
     /// The NICs to publish: physical ones, or, on hosts where none is (some VMs and
     /// containers), every interface except loopback.
-    pub fn nics_for_status(&self) -> Vec<Nic> {
+    pub fn nics_to_publish(&self) -> Vec<&NicStats> {
         let physical: Vec<&NicStats> = self.nics.iter().filter(|n| n.physical).collect();
-        let chosen = if physical.is_empty() {
+        if physical.is_empty() {
             self.nics.iter().filter(|n| n.name != "lo").collect()
         } else {
             physical
-        };
-        chosen
-            .into_iter()
-            .map(|n| Nic {
-                name: n.name.clone(),
-                speed_mbps: n.speed_mbps,
-            })
-            .collect()
+        }
     }
 }
 
@@ -375,7 +381,7 @@ impl Collector for SystemCollector {
                 _ => self.cpu_count_from_sysfs(&mut errors),
             };
             let load = load.unwrap_or_default();
-            SystemSummary {
+            HostSummary {
                 cpu_count: cpu_count.unwrap_or(0),
                 cpu_utilization_permille,
                 memory_total_bytes: meminfo.map_or(0, |m| m.total_bytes),
@@ -393,11 +399,11 @@ impl Collector for SystemCollector {
         let errors = errors.into_vec();
         let message = parse::join_bounded(&errors, MAX_CONDITION_MESSAGE);
         let condition = if !core_readable {
-            Condition::new(CONDITION_SYSTEM_AVAILABLE, false, "ProcUnreadable", message)
+            Availability::down("ProcUnreadable", message)
         } else if errors.is_empty() {
-            Condition::new(CONDITION_SYSTEM_AVAILABLE, true, "Collected", "")
+            Availability::up("Collected", "")
         } else {
-            Condition::new(CONDITION_SYSTEM_AVAILABLE, true, "Partial", message)
+            Availability::up("Partial", message)
         };
 
         SystemReport {
@@ -557,23 +563,14 @@ mod tests {
                 nic("veth1", false, Some(10_000)),
             ],
             disks: Vec::new(),
-            condition: Condition::default(),
+            condition: Availability::up("Collected", ""),
             errors: Vec::new(),
         };
-        assert_eq!(
-            report.nics_for_status(),
-            vec![Nic {
-                name: "eth0".into(),
-                speed_mbps: Some(25_000)
-            }]
-        );
+        let names = |r: &SystemReport| -> Vec<String> {
+            r.nics_to_publish().iter().map(|n| n.name.clone()).collect()
+        };
+        assert_eq!(names(&report), vec!["eth0".to_owned()]);
         report.nics.remove(1);
-        assert_eq!(
-            report.nics_for_status(),
-            vec![Nic {
-                name: "veth1".into(),
-                speed_mbps: Some(10_000)
-            }]
-        );
+        assert_eq!(names(&report), vec!["veth1".to_owned()]);
     }
 }

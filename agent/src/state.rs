@@ -1,4 +1,4 @@
-//! What the daemon knows right now: per-peer RTT windows, the latest throughput per
+//! What the agent knows right now (the daemon continuously, `snapshot` once): per-peer RTT windows, the latest throughput per
 //! peer, the latest collector reports. Bounded whatever the uptime: one fixed-capacity
 //! window per current peer, peers that leave are forgotten.
 
@@ -6,12 +6,14 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use jiff::Timestamp;
-use linkmeter_aggregator::api::{Condition, Link, NodeAddress, NodeTopologyStatus};
+use linkmeter_aggregator::api::{Link, NodeAddress, NodeTopologyStatus};
 use linkmeter_aggregator::summary::{RttWindow, quantize};
 
+use crate::availability::Availability;
 use crate::collect::gpu::GpuReport;
 use crate::collect::system::SystemReport;
 use crate::probe::{PeerSamples, PeerTarget};
+use crate::status;
 
 /// Latest throughput figures for one peer.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -53,7 +55,7 @@ pub struct AgentState {
     /// Latest GPU report.
     pub gpu: Option<GpuReport>,
     /// ICMP socket availability.
-    pub icmp_condition: Option<Condition>,
+    pub icmp_condition: Option<Availability>,
     rounds_completed: u64,
     last_observation: Option<Timestamp>,
     identity: Option<NodeIdentity>,
@@ -199,6 +201,8 @@ impl AgentState {
             Some(id) if !id.addresses.is_empty() => {
                 st.addresses.clone_from(&id.addresses);
             }
+            // `snapshot` on a host whose name is unknown has no address to give.
+            _ if self.node_name.is_empty() => {}
             _ => st.addresses.push(NodeAddress {
                 type_: "Hostname".into(),
                 address: self.node_name.clone(),
@@ -228,13 +232,13 @@ impl AgentState {
             st.links.push(link);
         }
         if let Some(c) = &self.icmp_condition {
-            st.conditions.push(c.clone());
+            st.conditions.push(status::icmp_condition(c));
         }
         if let Some(s) = &self.system {
-            s.apply_to(&mut st);
+            status::apply_system(&mut st, s);
         }
         if let Some(g) = &self.gpu {
-            g.apply_to(&mut st);
+            status::apply_gpu(&mut st, g);
         }
         st.normalize();
         st
