@@ -13,7 +13,7 @@ use crate::collect::system::SystemConfig;
 use crate::daemon::{RunArgs, RunConfig, StaticPeers};
 pub use crate::host::HostPaths;
 use crate::logging::{self, LogFormat};
-use crate::probe::{IcmpConfig, IcmpField, PeerTarget};
+use crate::probe::{IcmpConfig, IcmpFlags, PeerTarget};
 use crate::snapshot::{self, SnapshotOptions};
 use crate::throughput::{ProbeArgs, ServeArgs, ThroughputError};
 use crate::units::parse_duration;
@@ -99,14 +99,11 @@ impl TryFrom<SnapshotArgs> for SnapshotOptions {
             timeout: a.timeout,
             payload_bytes: usize::from(a.payload_size),
         };
-        icmp.validate().map_err(|(field, rule)| {
-            let flag = match field {
-                IcmpField::Count => "--count",
-                IcmpField::Interval => "--interval",
-                IcmpField::Timeout => "--timeout",
-                IcmpField::Payload => "--payload-size",
-            };
-            format!("{flag} {rule}")
+        icmp.validate(&IcmpFlags {
+            count: "--count",
+            interval: "--interval",
+            timeout: "--timeout",
+            payload: "--payload-size",
         })?;
         Ok(SnapshotOptions {
             peers: a.peers.iter().map(|p| PeerTarget::from_host(p)).collect(),
@@ -153,38 +150,30 @@ fn parse(mut argv: Vec<std::ffi::OsString>) -> Result<Cli, ExitCode> {
     use clap::{CommandFactory, FromArgMatches};
     let mut cmd = Cli::command();
     let matches = cmd.try_get_matches_from_mut(&argv).map_err(usage_error)?;
-    let from_file = match matches.subcommand() {
-        Some(("run", run)) => match run.get_one::<PathBuf>("config") {
-            Some(path) => {
-                cmd.build();
-                let Some(run_cmd) = cmd.find_subcommand("run") else {
-                    return Cli::from_arg_matches(&matches).map_err(usage_error);
-                };
-                let set = |source: Option<ValueSource>| {
-                    matches!(
-                        source,
-                        Some(ValueSource::CommandLine | ValueSource::EnvVariable)
-                    )
-                };
-                // Global options (the log settings) may be given before `run`, at the top
-                // level; asking the top level about another id would panic.
-                let global = |id: &str| cmd.get_arguments().any(|a| a.get_id() == id);
-                let given = |id: &str| {
-                    set(run.value_source(id)) || (global(id) && set(matches.value_source(id)))
-                };
-                let flags = config_file::flags_from_file(path, run_cmd, &given).map_err(|e| {
-                    eprintln!("linkmeter-agent: {e}");
-                    exit::code(exit::USAGE)
-                })?;
-                Some((path.clone(), flags))
-            }
-            None => None,
-        },
-        _ => None,
-    };
-    let Some((path, flags)) = from_file else {
+    let run = matches.subcommand_matches("run");
+    let Some((run, path)) = run.and_then(|r| Some((r, r.get_one::<PathBuf>("config")?.clone())))
+    else {
         return Cli::from_arg_matches(&matches).map_err(usage_error);
     };
+    cmd.build();
+    let Some(run_cmd) = cmd.find_subcommand("run") else {
+        return Cli::from_arg_matches(&matches).map_err(usage_error);
+    };
+    let set = |source: Option<ValueSource>| {
+        matches!(
+            source,
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        )
+    };
+    // Global options (the log settings) may be given before `run`, at the top level;
+    // asking the top level about another id would panic.
+    let global = |id: &str| cmd.get_arguments().any(|a| a.get_id() == id);
+    let given =
+        |id: &str| set(run.value_source(id)) || (global(id) && set(matches.value_source(id)));
+    let flags = config_file::flags_from_file(&path, run_cmd, &given).map_err(|e| {
+        eprintln!("linkmeter-agent: {e}");
+        exit::code(exit::USAGE)
+    })?;
     argv.extend(flags);
     // Only the file's entries are new, so an error now is the file's.
     Cli::try_parse_from(argv).map_err(|e| match e.kind() {

@@ -15,7 +15,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::host::HostPaths;
-use crate::probe::{IcmpConfig, IcmpField, PeerTarget};
+use crate::probe::{IcmpConfig, IcmpFlags, PeerTarget};
 use crate::throughput::allow::Cidr;
 pub use crate::units::{parse_bytes, parse_duration};
 
@@ -261,15 +261,13 @@ impl RunConfig {
             timeout: args.ping_timeout,
             payload_bytes: args.ping_payload_size,
         };
-        icmp.validate().map_err(|(field, rule)| {
-            let flag = match field {
-                IcmpField::Count => "--ping-count",
-                IcmpField::Interval => "--ping-spacing",
-                IcmpField::Timeout => "--ping-timeout",
-                IcmpField::Payload => "--ping-payload-size",
-            };
-            ConfigError(format!("{flag} {rule}"))
-        })?;
+        icmp.validate(&IcmpFlags {
+            count: "--ping-count",
+            interval: "--ping-spacing",
+            timeout: "--ping-timeout",
+            payload: "--ping-payload-size",
+        })
+        .map_err(ConfigError)?;
         check(
             ping_interval >= Duration::from_millis(100),
             "--ping-interval must be at least 100ms",

@@ -67,12 +67,11 @@ impl Shared {
     /// Records a client test to `peer`: its figures in the state and the throughput
     /// gauges, and the test in the counters.
     pub fn record_client_test(&self, peer: &str, test: ClientTest) {
-        self.record_figures(peer, &test.figures);
         self.metrics.count_test("client", test.result, test.bytes);
         // A busy peer is a normal answer, not a failure of the collector.
         let ok = test.result != "error";
         self.metrics.observe_collector("throughput", test.took, ok);
-        self.lock_state().record_throughput(peer, test.figures);
+        self.record_figures(peer, test.figures);
     }
 
     /// Records a test this node's server answered: the counter always, the figures
@@ -81,8 +80,7 @@ impl Shared {
         let result = if ok { "ok" } else { "error" };
         self.metrics.count_test("server", result, bytes);
         if let Some((peer, figures)) = figures {
-            self.record_figures(peer, &figures);
-            self.lock_state().record_throughput(peer, figures);
+            self.record_figures(peer, figures);
         }
     }
 
@@ -98,8 +96,9 @@ impl Shared {
         self.lock_state().gpu = Some(report);
     }
 
-    /// The throughput gauges of the directions `figures` has.
-    fn record_figures(&self, peer: &str, figures: &ThroughputFigures) {
+    /// Throughput figures for `peer`: the gauges of the directions they have, and the
+    /// state.
+    fn record_figures(&self, peer: &str, figures: ThroughputFigures) {
         let at = figures
             .measured_at
             .map_or(0.0, |t| t.as_millisecond() as f64 / 1000.0);
@@ -109,5 +108,6 @@ impl Shared {
         if let Some(bps) = figures.rx_bps {
             self.metrics.record_throughput(peer, "rx", bps, at);
         }
+        self.lock_state().record_throughput(peer, figures);
     }
 }

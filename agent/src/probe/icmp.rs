@@ -53,41 +53,41 @@ impl Default for IcmpConfig {
 /// Most echo requests one round sends to one peer.
 pub const MAX_ROUND_COUNT: u32 = 10_000;
 
-/// A field of [`IcmpConfig`], so that each command can name its own flag for it
-/// (`run` says `--ping-count`, `snapshot` says `--count`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum IcmpField {
-    /// [`IcmpConfig::count`].
-    Count,
-    /// [`IcmpConfig::interval`].
-    Interval,
-    /// [`IcmpConfig::timeout`].
-    Timeout,
-    /// [`IcmpConfig::payload_bytes`].
-    Payload,
+/// The flag each command uses for the fields of [`IcmpConfig`] (`run` says
+/// `--ping-count`, `snapshot` says `--count`), so the one rule set names the caller's.
+#[derive(Clone, Copy, Debug)]
+pub struct IcmpFlags {
+    /// For [`IcmpConfig::count`].
+    pub count: &'static str,
+    /// For [`IcmpConfig::interval`].
+    pub interval: &'static str,
+    /// For [`IcmpConfig::timeout`].
+    pub timeout: &'static str,
+    /// For [`IcmpConfig::payload_bytes`].
+    pub payload: &'static str,
 }
 
 impl IcmpConfig {
     /// The one rule set for a round's settings, shared by every command that sends
-    /// rounds. The error names the field and the rule it breaks (`must be ...`).
-    pub fn validate(&self) -> Result<(), (IcmpField, String)> {
+    /// rounds. The error names the flag (from `flags`) and the rule it breaks.
+    pub fn validate(&self, flags: &IcmpFlags) -> Result<(), String> {
         let ms = Duration::from_millis(1);
         if !(1..=MAX_ROUND_COUNT).contains(&self.count) {
-            return Err((
-                IcmpField::Count,
-                format!("must be between 1 and {MAX_ROUND_COUNT}"),
+            return Err(format!(
+                "{} must be between 1 and {MAX_ROUND_COUNT}",
+                flags.count
             ));
         }
         if self.interval < ms || self.interval > Duration::from_secs(3600) {
-            return Err((IcmpField::Interval, "must be between 1ms and 1h".into()));
+            return Err(format!("{} must be between 1ms and 1h", flags.interval));
         }
         if self.timeout < ms || self.timeout > Duration::from_secs(60) {
-            return Err((IcmpField::Timeout, "must be between 1ms and 60s".into()));
+            return Err(format!("{} must be between 1ms and 60s", flags.timeout));
         }
         if self.payload_bytes > MAX_PAYLOAD_BYTES {
-            return Err((
-                IcmpField::Payload,
-                format!("must be at most {MAX_PAYLOAD_BYTES}"),
+            return Err(format!(
+                "{} must be at most {MAX_PAYLOAD_BYTES}",
+                flags.payload
             ));
         }
         Ok(())

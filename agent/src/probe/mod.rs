@@ -8,5 +8,5 @@ pub mod echo;
 pub mod icmp;
 pub mod target;
 
-pub use icmp::{IcmpConfig, IcmpField, IcmpProber, PeerSamples};
+pub use icmp::{IcmpConfig, IcmpFlags, IcmpProber, PeerSamples};
 pub use target::{PeerTarget, ResolvedPeer, resolve_peers};

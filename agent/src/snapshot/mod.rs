@@ -92,8 +92,8 @@ pub async fn take(opts: &SnapshotOptions) -> Snapshot {
     };
     Snapshot {
         status: state.status(),
-        system: state.system.clone(),
-        gpu: state.gpu.clone(),
+        system: state.system.take(),
+        gpu: state.gpu.take(),
     }
 }
 
