@@ -6,6 +6,7 @@
 //! API client. That keeps every decision unit-testable.
 
 pub mod api;
+pub mod cluster;
 pub mod coords;
 pub mod peers;
 pub mod publish;

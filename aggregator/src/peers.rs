@@ -55,7 +55,7 @@ pub fn select_peers(
 }
 
 /// Score of the unordered pair {a, b} in `epoch`: equal from both ends.
-fn pair_score(a: &str, b: &str, epoch: u64) -> u64 {
+pub(crate) fn pair_score(a: &str, b: &str, epoch: u64) -> u64 {
     let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
     let mut h = fnv1a(FNV_OFFSET, lo.as_bytes());
     h = fnv1a(h, &[0xff]);

@@ -1,19 +1,110 @@
 //! The committed CRD YAML must be exactly what the Rust types generate; regenerate with
-//! `cargo run -p linkmeter-aggregator --bin crdgen > manifests/crds/linkmeter.dev.yaml`.
+//! `cargo run -p linkmeter-aggregator --bin crdgen > manifests/crds/linkmeter.dev.yaml`
+//! and `cargo run -p linkmeter-aggregator --bin crdgen -- --diktyo >
+//! manifests/components/diktyo-crd/networktopology.yaml`.
 
 use std::path::PathBuf;
 
-#[test]
-fn committed_crds_match_the_generated_ones() {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../manifests/crds/linkmeter.dev.yaml");
+fn assert_committed(relative: &str, generated: &str, command: &str) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(relative);
     let committed = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    let generated = linkmeter_aggregator::api::crds_yaml().expect("CRDs render");
     assert!(
         committed == generated,
-        "{} is out of date: run `cargo run -p linkmeter-aggregator --bin crdgen > manifests/crds/linkmeter.dev.yaml`",
-        path.display()
+        "{relative} is out of date: run `{command} > {relative}`"
+    );
+}
+
+#[test]
+fn committed_crds_match_the_generated_ones() {
+    let generated = linkmeter_aggregator::api::crds_yaml().expect("CRDs render");
+    assert_committed(
+        "manifests/crds/linkmeter.dev.yaml",
+        &generated,
+        "cargo run -p linkmeter-aggregator --bin crdgen",
+    );
+    let diktyo = linkmeter_aggregator::api::diktyo_crd_yaml().expect("CRD renders");
+    assert_committed(
+        "manifests/components/diktyo-crd/networktopology.yaml",
+        &diktyo,
+        "cargo run -p linkmeter-aggregator --bin crdgen -- --diktyo",
+    );
+}
+
+#[test]
+fn cluster_topology_crd_is_cluster_scoped_with_status() {
+    let crds = linkmeter_aggregator::api::all_crds();
+    let crd = crds
+        .iter()
+        .find(|c| c.spec.names.kind == "ClusterTopology")
+        .expect("ClusterTopology CRD");
+    assert_eq!(crd.spec.scope, "Cluster");
+    assert!(
+        crd.spec.versions[0]
+            .subresources
+            .as_ref()
+            .and_then(|s| s.status.as_ref())
+            .is_some()
+    );
+}
+
+/// The fields scheduler-plugins' v1.0.1-alpha NetworkTopology CRD declares, and only
+/// those: the plugin must read what the aggregator writes, unchanged.
+#[test]
+fn diktyo_crd_has_the_upstream_shape() {
+    let crd = linkmeter_aggregator::api::diktyo_crd();
+    assert_eq!(
+        crd.metadata.name.as_deref(),
+        Some("networktopologies.networktopology.diktyo.x-k8s.io")
+    );
+    assert_eq!(crd.spec.scope, "Namespaced");
+    let v = &crd.spec.versions[0];
+    assert_eq!(v.name, "v1alpha1");
+    assert!(
+        v.subresources.is_none(),
+        "upstream has no status subresource"
+    );
+    let schema = serde_json::to_value(
+        v.schema
+            .as_ref()
+            .and_then(|s| s.open_api_v3_schema.as_ref()),
+    )
+    .expect("schema");
+    let spec = &schema["properties"]["spec"];
+    let keys = |v: &serde_json::Value| -> Vec<String> {
+        let mut k: Vec<String> = v["properties"]
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
+        k.sort();
+        k
+    };
+    assert_eq!(keys(spec), ["configmapName", "weights"]);
+    let weight = &spec["properties"]["weights"]["items"];
+    assert_eq!(keys(weight), ["name", "topologyList"]);
+    let topology = &weight["properties"]["topologyList"]["items"];
+    assert_eq!(keys(topology), ["originList", "topologyKey"]);
+    let origin = &topology["properties"]["originList"]["items"];
+    assert_eq!(keys(origin), ["costList", "origin"]);
+    let cost = &origin["properties"]["costList"]["items"];
+    assert_eq!(
+        keys(cost),
+        [
+            "bandwidthAllocated",
+            "bandwidthCapacity",
+            "destination",
+            "networkCost"
+        ]
+    );
+    assert_eq!(
+        cost["properties"]["bandwidthCapacity"]["x-kubernetes-int-or-string"],
+        true
+    );
+    assert_eq!(
+        keys(&schema["properties"]["status"]),
+        ["nodeCount", "weightCalculationTime"]
     );
 }
 

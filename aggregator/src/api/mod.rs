@@ -3,10 +3,14 @@
 //! Conventions (Kubernetes API conventions): integers with the unit in the field name,
 //! no floating point, lists sorted by their key, camelCase field names.
 
+mod cluster_topology;
 mod crd;
+mod network_topology;
 mod node_topology;
 
-pub use crd::{all_crds, crds_yaml};
+pub use cluster_topology::*;
+pub use crd::{all_crds, crds_yaml, diktyo_crd, diktyo_crd_yaml};
+pub use network_topology::*;
 pub use node_topology::*;
 
 /// API group of every linkmeter resource.
@@ -18,6 +22,10 @@ pub const API_VERSION: &str = "linkmeter.dev/v1alpha1";
 
 /// Field manager of every server-side apply the node agent makes.
 pub const AGENT_FIELD_MANAGER: &str = "linkmeter-agent";
+/// Field manager of every server-side apply the cluster aggregator makes.
+pub const AGGREGATOR_FIELD_MANAGER: &str = "linkmeter-aggregator";
+/// Default name of the one ClusterTopology.
+pub const CLUSTER_TOPOLOGY_NAME: &str = "cluster";
 
 /// Well-known Node label with the node's zone: read into the NodeTopology status, used
 /// to pick peers, and (upstream) the only topology the NetworkOverhead plugin sees.

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
     group = "linkmeter.dev",
     version = "v1alpha1",
     kind = "NodeTopology",
+    doc = "One node as its linkmeter agent measured it: links to peers (RTT, loss, throughput), GPUs, system summary, conditions.",
     plural = "nodetopologies",
     singular = "nodetopology",
     shortname = "ntopo",

@@ -37,7 +37,14 @@ pub struct FitConfig {
     pub learning_rate: f64,
     /// Relative errors beyond this pull no harder (Huber clip).
     pub clip: f64,
+    /// Most pair updates (pairs × iterations) one fit may spend: a large cluster runs
+    /// fewer iterations (never under [`MIN_ITERATIONS`]) so a fit stays near a second
+    /// of CPU. Each iteration sees every pair, so a large cluster needs fewer of them.
+    pub pair_step_budget: usize,
 }
+
+/// Fewest iterations a fit runs, whatever the budget.
+pub const MIN_ITERATIONS: usize = 300;
 
 impl Default for FitConfig {
     fn default() -> Self {
@@ -46,6 +53,7 @@ impl Default for FitConfig {
             iterations: 1500,
             learning_rate: 0.05,
             clip: 0.5,
+            pair_step_budget: 60_000_000,
         }
     }
 }
@@ -158,7 +166,8 @@ pub fn fit(n: usize, samples: &[Sample], cfg: &FitConfig) -> Model {
     let mut second = vec![0.0; theta.len()];
     let mut grad = vec![0.0; theta.len()];
     let (beta1, beta2, eps) = (0.9f64, 0.999f64, 1e-9);
-    let iterations = cfg.iterations.max(1);
+    let affordable = (cfg.pair_step_budget / pairs.len()).max(MIN_ITERATIONS);
+    let iterations = cfg.iterations.min(affordable).max(1);
     for step in 0..iterations {
         grad.iter_mut().for_each(|g| *g = 0.0);
         for (p, &target) in pairs.iter().zip(&m) {
