@@ -2,11 +2,13 @@
 //! aggregation code (windows, percentiles, quantization) that both the node agent and the
 //! cluster aggregator use.
 //!
-//! Nothing here does I/O; the agent and the aggregator binary own the sockets and the
-//! API client. That keeps every decision unit-testable.
+//! Pure modules (no I/O, so every decision is unit-testable): `api`, `cluster`,
+//! `coords`, `peers`, `publish`, `summary`. The aggregator's I/O lives apart, in
+//! `controller` (the in-cluster `run`), and nothing pure imports it.
 
 pub mod api;
 pub mod cluster;
+pub mod controller;
 pub mod coords;
 pub mod peers;
 pub mod publish;

@@ -1,0 +1,241 @@
+//! `linkmeter-aggregator run`: the in-cluster controller.
+//!
+//! Watches Nodes and NodeTopologies ([`watch`] into [`store`]), recomputes the cluster
+//! view when something changed, at most once per `--interval` ([`pacer`],
+//! [`control_loop`]), and, on the replica that holds the Lease ([`leader`]), writes the
+//! ClusterTopology and the Diktyo NetworkTopology by server-side apply when their content
+//! changed ([`publish`] through [`writer`]). `/metrics`, `/healthz` and `/readyz` are
+//! served by [`http`].
+//!
+//! Exit status: 0 after SIGTERM/SIGINT, 64 for bad flags or configuration, 1 when the
+//! process cannot run (the port is taken, the HTTP server fails).
+
+mod args;
+mod client;
+mod control_loop;
+#[cfg(test)]
+mod fake_writer;
+mod gzip;
+mod http;
+mod leader;
+mod logging;
+mod metrics;
+mod objects;
+mod pacer;
+mod publish;
+mod shared;
+mod store;
+mod watch;
+mod writer;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+pub use args::RunArgs;
+pub use logging::LogFormat;
+
+use args::Settings;
+use control_loop::{ControlLoop, LoopConfig};
+use publish::Publisher;
+use shared::Shared;
+use writer::KubeWriter;
+
+/// Bad usage or configuration (sysexits `EX_USAGE`).
+const EXIT_USAGE: u8 = 64;
+/// The process could not do its job.
+const EXIT_FAILURE: u8 = 1;
+/// How long shutdown waits for open HTTP connections.
+const HTTP_DRAIN: Duration = Duration::from_secs(2);
+
+/// Runs the controller until SIGTERM or SIGINT; returns the process exit code.
+pub fn run(args: RunArgs) -> ExitCode {
+    let settings = match Settings::from_args(&args) {
+        Ok(s) => s,
+        Err(msg) => return fail(EXIT_USAGE, &msg),
+    };
+    if let Err(msg) = logging::init(settings.log_format, &settings.log_level) {
+        return fail(EXIT_USAGE, &msg);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("linkmeter-aggregator")
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            return fail(
+                EXIT_FAILURE,
+                &format!("cannot start the async runtime: {e}"),
+            );
+        }
+    };
+    let code = runtime.block_on(serve(settings));
+    // A computation still running on a blocking thread is not waited for.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    ExitCode::from(code)
+}
+
+/// Prints the one error line and gives the exit code.
+fn fail(code: u8, msg: &str) -> ExitCode {
+    eprintln!("linkmeter-aggregator: {msg}");
+    ExitCode::from(code)
+}
+
+async fn serve(settings: Settings) -> u8 {
+    let client = match client::connect(settings.kubeconfig.as_deref()).await {
+        Ok(c) => c,
+        Err(msg) => {
+            eprintln!("linkmeter-aggregator: {msg}");
+            return EXIT_USAGE;
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(settings.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("linkmeter-aggregator: --listen {}: {e}", settings.listen);
+            return EXIT_FAILURE;
+        }
+    };
+    let shutdown = CancellationToken::new();
+    if let Err(e) = cancel_on_signals(shutdown.clone()) {
+        eprintln!("linkmeter-aggregator: cannot install signal handlers: {e}");
+        return EXIT_FAILURE;
+    }
+    let identity = settings
+        .election
+        .as_ref()
+        .map_or_else(args::default_identity, |e| e.identity.clone());
+    log_startup(&settings, &identity);
+
+    let shared = Arc::new(Shared::new());
+    let watches = [
+        watch::spawn_nodes(client.clone(), shared.clone(), shutdown.clone()),
+        watch::spawn_topologies(client.clone(), shared.clone(), shutdown.clone()),
+    ];
+    // HTTP stops on its own token, after the loop and the Lease release, so that
+    // `/healthz` answers until the process is really going.
+    let http_stop = CancellationToken::new();
+    let mut http = tokio::spawn(http::serve(listener, shared.clone(), http_stop.clone()));
+
+    // With election off the sender must live as long as the loop reads it.
+    let (_always, leader_rx, election) = match settings.election.clone() {
+        Some(e) => {
+            let (rx, task) = leader::spawn(client.clone(), e, shutdown.clone());
+            (None, rx, Some(task))
+        }
+        None => {
+            let (tx, rx) = leader::always();
+            tracing::info!(identity = %identity, "leader election off: this process writes");
+            (Some(tx), rx, None)
+        }
+    };
+
+    let publisher = Publisher::new(KubeWriter::new(client), settings.targets.clone());
+    let config = LoopConfig {
+        interval: settings.interval,
+        refresh: settings.refresh,
+        stale_after: settings.stale_after,
+        weights_name: settings.targets.weights_name.clone(),
+        configmap_name: settings.targets.configmap_name.clone(),
+        identity,
+    };
+    let mut control = ControlLoop::new(shared.clone(), publisher, config);
+    let mut code = 0;
+    let mut http_done = false;
+    tokio::select! {
+        () = control.run(leader_rx, shutdown.clone()) => {}
+        served = &mut http => {
+            http_done = true;
+            let why = match served {
+                Ok(Ok(())) => "stopped".to_owned(),
+                Ok(Err(e)) => e.to_string(),
+                Err(e) => e.to_string(),
+            };
+            tracing::error!(error = %why, "the HTTP server failed; shutting down");
+            shutdown.cancel();
+            code = EXIT_FAILURE;
+        }
+    }
+    // Writes have stopped; give the Lease back so the other replica takes over now.
+    if let Some(task) = election {
+        let _ = task.await;
+    }
+    for w in watches {
+        w.abort();
+    }
+    http_stop.cancel();
+    if !http_done && tokio::time::timeout(HTTP_DRAIN, &mut http).await.is_err() {
+        http.abort();
+    }
+    tracing::info!(code, "stopped");
+    code
+}
+
+fn log_startup(s: &Settings, identity: &str) {
+    let network = s
+        .targets
+        .network_topology
+        .as_ref()
+        .map_or_else(|| "off".to_owned(), |(ns, n)| format!("{ns}/{n}"));
+    let lease = s.election.as_ref().map_or_else(
+        || "off".to_owned(),
+        |e| format!("{}/{}", e.namespace, e.lease_name),
+    );
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        interval = %humantime::format_duration(s.interval),
+        refresh = %humantime::format_duration(s.refresh),
+        stale_after = %humantime::format_duration(s.stale_after),
+        cluster_topology = %s.targets.cluster_topology,
+        network_topology = %network,
+        weights_name = %s.targets.weights_name,
+        configmap_name = %s.targets.configmap_name,
+        listen = %s.listen,
+        lease = %lease,
+        lease_duration_s = s.election.as_ref().map(|e| e.duration_secs),
+        identity,
+        "starting"
+    );
+}
+
+/// Cancels `token` on the first SIGTERM (what the kubelet sends) or SIGINT.
+fn cancel_on_signals(token: CancellationToken) -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received; shutting down"),
+            _ = int.recv() => tracing::info!("SIGINT received; shutting down"),
+        }
+        token.cancel();
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    #[test]
+    fn bad_flags_exit_64() {
+        let args = Cli::try_parse_from(["run", "--interval", "0s"])
+            .expect("parses")
+            .run;
+        assert_eq!(run(args), ExitCode::from(EXIT_USAGE));
+        let args = Cli::try_parse_from(["run", "--lease-duration", "1s"])
+            .expect("parses")
+            .run;
+        assert_eq!(run(args), ExitCode::from(EXIT_USAGE));
+    }
+}
