@@ -4,8 +4,8 @@
 //! node: it may have no status, absurd figures, links to nodes that do not exist, the
 //! same peer twice, or a million links. Each such item is skipped (or clipped) under a
 //! named reason, counted, and described in a bounded list of warnings; nothing here
-//! fails. Staleness is decided here too: a stale report keeps the node in the view but
-//! its links are left out of every figure.
+//! fails. Staleness is decided here too: a stale node stays in the view (listed as
+//! stale) but every link from or to it is left out of the figures and the fit.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -182,7 +182,9 @@ pub(crate) fn check(
             out.skip("nodeGone", 1, || format!("{shown}: no such Node"));
             continue;
         };
-        if reports.insert(i, t).is_some() {
+        if let std::collections::btree_map::Entry::Vacant(slot) = reports.entry(i) {
+            slot.insert(t);
+        } else {
             let shown = shorten(name);
             out.skip("duplicateObject", 1, || format!("{shown}: listed twice"));
         }
@@ -243,6 +245,21 @@ pub(crate) fn check(
                     .or(s.nic_speed_mbps)
             }),
             links,
+        });
+    }
+    // A stale node is out of every figure and of the fit: the fresh nodes' links to it
+    // go too (its agent may be gone with the node; a link to it is no evidence of the
+    // node being usable).
+    let stale: Vec<bool> = checked_nodes.iter().map(|n| n.stale).collect();
+    let mut to_stale = 0u64;
+    for node in &mut checked_nodes {
+        let before = node.links.len();
+        node.links.retain(|l| !stale[l.peer]);
+        to_stale += (before - node.links.len()) as u64;
+    }
+    if to_stale > 0 {
+        out.skip("linkToStaleNode", to_stale, || {
+            format!("{to_stale} links to stale nodes left out")
         });
     }
     out.nodes = checked_nodes;

@@ -199,9 +199,22 @@ fn stale_and_missing_reports_are_listed_and_left_out() {
             .iter()
             .any(|s| s.reason == "nodeGone" && s.count == 1)
     );
-    // c2's absurd figures were ignored; the others' links to c2 still count.
-    let p = out.predict("a1", "c2").expect("pair");
-    assert_eq!((p.rtt_us, p.measured), (12_000, true));
+    // c2's absurd figures were ignored, and so are the others' links to it: a stale
+    // node is out of every figure and has no coordinate.
+    let zc = out
+        .cluster
+        .zone_pairs
+        .iter()
+        .find(|p| p.from == "za" && p.to == "zc")
+        .expect("za-zc");
+    assert_eq!(zc.pairs, 2, "only a1-c1 and a2-c1");
+    assert!(out.predict("a1", "c2").is_none());
+    assert!(
+        out.cluster
+            .skipped
+            .iter()
+            .any(|s| s.reason == "linkToStaleNode")
+    );
     let stale = out
         .cluster
         .zones
@@ -209,6 +222,7 @@ fn stale_and_missing_reports_are_listed_and_left_out() {
         .flat_map(|z| &z.nodes)
         .find(|n| n.name == "c2")
         .expect("c2");
+    assert!(stale.coordinate_us.is_empty());
     assert!(stale.stale);
 }
 
