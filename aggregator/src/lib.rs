@@ -3,10 +3,12 @@
 //! cluster aggregator use.
 //!
 //! Pure modules (no I/O, so every decision is unit-testable): `api`, `cluster`,
-//! `coords`, `peers`, `publish`, `summary`. The aggregator's I/O lives apart, in
-//! `controller` (the in-cluster `run`), and nothing pure imports it.
+//! `coords`, `peers`, `publish`, `summary`. The aggregator binary's I/O lives apart, in
+//! `cli` (commands, files) and `controller` (the in-cluster `run`), and nothing pure
+//! imports them.
 
 pub mod api;
+pub mod cli;
 pub mod cluster;
 pub mod controller;
 pub mod coords;

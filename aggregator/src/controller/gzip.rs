@@ -25,7 +25,12 @@ mod tests {
             .map(|i| format!("linkmeter_aggregator_writes_total{{kind=\"ClusterTopology\",result=\"ok\"}} {i}\n"))
             .collect();
         let packed = super::gzip(text.as_bytes());
-        assert!(packed.len() * 5 < text.len(), "{} of {} bytes", packed.len(), text.len());
+        assert!(
+            packed.len() * 5 < text.len(),
+            "{} of {} bytes",
+            packed.len(),
+            text.len()
+        );
         let mut back = String::new();
         flate2::read::GzDecoder::new(packed.as_slice())
             .read_to_string(&mut back)

@@ -1,0 +1,103 @@
+//! Reading NodeTopologies and Nodes from the cluster for `report`.
+//!
+//! Both are listed as `DynamicObject`s and each object is read on its own, as from a
+//! file, so one object the types do not accept is skipped with a warning, not fatal.
+
+use std::path::Path;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Node;
+use kube::api::{Api, ApiResource, DynamicObject, ListParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config, Resource};
+
+use crate::api::NodeTopology;
+use crate::cli::exit::Failure;
+use crate::cli::files::{Item, Items};
+use crate::cli::inputs::Inputs;
+
+/// Objects asked for per list request: a 5,000-node cluster is read in pages.
+const PAGE: u32 = 500;
+/// Longest the whole read may take.
+const DEADLINE: Duration = Duration::from_secs(120);
+
+/// Reads both lists (runtime failures: exit 1).
+pub fn read(kubeconfig: Option<&Path>) -> Result<Inputs, Failure> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::runtime(format!("cannot start the async runtime: {e}")))?;
+    rt.block_on(async {
+        match tokio::time::timeout(DEADLINE, read_async(kubeconfig)).await {
+            Ok(r) => r,
+            Err(_) => Err(Failure::runtime(format!(
+                "reading the cluster took more than {} s",
+                DEADLINE.as_secs()
+            ))),
+        }
+    })
+}
+
+async fn read_async(kubeconfig: Option<&Path>) -> Result<Inputs, Failure> {
+    let client = connect(kubeconfig).await?;
+    let topologies = list::<NodeTopology>(&client).await?;
+    let nodes = list::<Node>(&client).await?;
+    Ok(Inputs::from_items(topologies, Some(nodes)))
+}
+
+/// A client from `--kubeconfig`, else the in-cluster config, else `kube::Config::infer`
+/// (`$KUBECONFIG`, `~/.kube/config`).
+async fn connect(kubeconfig: Option<&Path>) -> Result<Client, Failure> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let fail = |e: &dyn std::fmt::Display| {
+                Failure::runtime(format!("--kubeconfig {}: {e}", path.display()))
+            };
+            let file = Kubeconfig::read_from(path).map_err(|e| fail(&e))?;
+            Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
+                .await
+                .map_err(|e| fail(&e))?
+        }
+        None => match Config::incluster() {
+            Ok(c) => c,
+            Err(incluster) => Config::infer().await.map_err(|infer| {
+                Failure::runtime(format!(
+                    "no Kubernetes configuration: not in a pod ({incluster}) and no \
+                     kubeconfig ({infer}); pass --kubeconfig or --nodetopologies FILE"
+                ))
+            })?,
+        },
+    };
+    Client::try_from(config)
+        .map_err(|e| Failure::runtime(format!("cannot build a Kubernetes client: {e}")))
+}
+
+/// Every object of `T`'s kind, page by page, each read on its own.
+async fn list<T: Item + Resource<DynamicType = ()>>(client: &Client) -> Result<Items<T>, Failure> {
+    let resource = ApiResource::erase::<T>(&());
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+    let mut items = Items::<T>::new(&format!("cluster {}", T::RESOURCE));
+    let mut params = ListParams::default().limit(PAGE);
+    let mut index = 0;
+    loop {
+        let page = api
+            .list(&params)
+            .await
+            .map_err(|e| Failure::runtime(format!("cannot list {}: {e}", T::RESOURCE)))?;
+        for object in page.items {
+            match serde_json::to_value(&object) {
+                Ok(value) => items.add(index, value),
+                Err(e) => {
+                    items.skipped += 1;
+                    items.warnings.push(format!("item {index}: {e}, skipped"));
+                }
+            }
+            index += 1;
+        }
+        match page.metadata.continue_ {
+            Some(token) if !token.is_empty() => params = params.continue_token(&token),
+            _ => break,
+        }
+    }
+    Ok(items)
+}
