@@ -27,3 +27,8 @@ pub fn workspace_bin(name: &str) -> PathBuf {
 pub fn agent() -> PathBuf {
     workspace_bin("linkmeter-agent")
 }
+
+/// Path of `linkmeter-aggregator`.
+pub fn aggregator() -> PathBuf {
+    workspace_bin("linkmeter-aggregator")
+}

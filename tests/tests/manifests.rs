@@ -4,8 +4,12 @@
 //! - the base renders and applies with server-side apply (which validates every field
 //!   against the server's schema), and reading the objects back gives what was written;
 //!   the DaemonSet's pod template passes pod admission (dry run);
-//! - the agent's ServiceAccount can do exactly what the agent needs and no more, checked
-//!   by real requests with its token and by `kubectl auth can-i` impersonation;
+//! - the agent's and the aggregator's ServiceAccounts can do exactly what each needs and
+//!   no more, checked by real requests with their tokens and by `kubectl auth can-i`
+//!   impersonation;
+//! - the aggregator's Deployment runs under the restricted Pod Security profile, its pod
+//!   template passes admission (dry run);
+//! - the Diktyo NetworkTopology CRD is a component of its own, outside the base;
 //! - the ServiceMonitor lives apart from the base and renders on its own.
 //!
 //! Cluster tests fail when the environment cannot start; `LINKMETER_SKIP_KUBE=1` skips
@@ -23,6 +27,14 @@ const NAMESPACE: &str = "linkmeter";
 const AGENT: &str = "linkmeter-agent";
 const SA_USER: &str = "system:serviceaccount:linkmeter:linkmeter-agent";
 const IMAGE: &str = "ghcr.io/linkmeter/linkmeter-agent:0.1.0";
+const AGGREGATOR: &str = "linkmeter-aggregator";
+const AGGREGATOR_USER: &str = "system:serviceaccount:linkmeter:linkmeter-aggregator";
+const AGGREGATOR_IMAGE: &str = "ghcr.io/linkmeter/linkmeter-aggregator:0.1.0";
+/// The Diktyo CRD component (`kubectl apply -k manifests/components/diktyo-crd/`).
+const DIKTYO_COMPONENT: &str = "components/diktyo-crd";
+const DIKTYO_CRD: &str = "networktopologies.networktopology.diktyo.x-k8s.io";
+/// Where the aggregator writes its NetworkTopology (the plugin's default namespace).
+const NT_NAMESPACE: &str = "default";
 const FIELD_MANAGER: &str = "linkmeter-tests";
 
 fn manifests_dir() -> PathBuf {
@@ -130,6 +142,15 @@ fn kustomizations_list_every_manifest() -> Result<()> {
         "agent/clusterrolebinding.yaml",
         "agent/daemonset.yaml",
         "agent/service.yaml",
+        "aggregator/serviceaccount.yaml",
+        "aggregator/clusterrole.yaml",
+        "aggregator/clusterrolebinding.yaml",
+        "aggregator/role-networktopology.yaml",
+        "aggregator/rolebinding-networktopology.yaml",
+        "aggregator/role-leader-election.yaml",
+        "aggregator/rolebinding-leader-election.yaml",
+        "aggregator/deployment.yaml",
+        "aggregator/service.yaml",
     ] {
         ensure!(
             base.iter().any(|r| r == required),
@@ -146,6 +167,23 @@ fn kustomizations_list_every_manifest() -> Result<()> {
     ensure!(
         monitoring == ["servicemonitor.yaml"],
         "monitoring kustomization: {monitoring:?}"
+    );
+    // The Diktyo CRD is a component: outside the base (clusters with scheduler-plugins
+    // have it already), one generated file.
+    ensure!(
+        !base.iter().any(|r| r.contains("components")),
+        "the base includes a component: {base:?}"
+    );
+    let component_dir = manifests_dir().join(DIKTYO_COMPONENT);
+    let component = check_kustomization_lists_all(&component_dir)?;
+    ensure!(
+        component == ["networktopology.yaml"],
+        "diktyo-crd component: {component:?}"
+    );
+    let text = std::fs::read_to_string(component_dir.join("kustomization.yaml"))?;
+    ensure!(
+        text.contains("\nkind: Component\n"),
+        "{DIKTYO_COMPONENT}/kustomization.yaml is not a kustomize Component"
     );
     Ok(())
 }
@@ -223,6 +261,52 @@ fn monitoring_renders_a_service_monitor_apart_from_the_base() -> Result<()> {
         base.contains(&format!("image: {IMAGE}")),
         "base image is not {IMAGE}"
     );
+    ensure!(
+        base.contains(&format!("image: {AGGREGATOR_IMAGE}")),
+        "base aggregator image is not {AGGREGATOR_IMAGE}"
+    );
+    ensure!(
+        !base.contains(DIKTYO_CRD),
+        "the base renders the Diktyo CRD (it belongs to the component)"
+    );
+
+    // The component renders the one CRD, labelled as installed by linkmeter, and,
+    // included in an overlay, labels nothing else.
+    let component = kustomize(&kubectl, &manifests_dir().join(DIKTYO_COMPONENT))?;
+    let docs = documents(&component);
+    ensure!(docs.len() == 1, "component: {} objects", docs.len());
+    for needle in [
+        "kind: CustomResourceDefinition",
+        &format!("name: {DIKTYO_CRD}"),
+        "app.kubernetes.io/component: diktyo-crd",
+        "app.kubernetes.io/name: linkmeter",
+        "scope: Namespaced",
+    ] {
+        ensure!(docs[0].contains(needle), "Diktyo CRD lacks {needle:?}");
+    }
+    // kustomize refuses absolute paths, so the overlay names the base relative to
+    // itself: up to the root, then down.
+    let overlay = tempfile::tempdir()?;
+    let overlay_dir = std::fs::canonicalize(overlay.path())?;
+    let base_dir = std::fs::canonicalize(manifests_dir())?;
+    let up = "../".repeat(overlay_dir.components().count() - 1);
+    let base_rel = format!("{up}{}", path_str(base_dir.strip_prefix("/")?)?);
+    std::fs::write(
+        overlay_dir.join("kustomization.yaml"),
+        format!("resources:\n  - {base_rel}\ncomponents:\n  - {base_rel}/{DIKTYO_COMPONENT}\n"),
+    )?;
+    let with_component = kustomize(&kubectl, &overlay_dir)?;
+    ensure!(
+        with_component
+            .matches("app.kubernetes.io/component: diktyo-crd")
+            .count()
+            == 1,
+        "the component's label reached other objects"
+    );
+    ensure!(
+        documents(&with_component).len() == documents(&base).len() + 1,
+        "base + component is not the base plus one object"
+    );
     Ok(())
 }
 
@@ -282,6 +366,16 @@ fn base_applies_server_side_and_reads_back_as_written() -> Result<()> {
         "clusterrolebinding.rbac.authorization.k8s.io/linkmeter-agent",
         "daemonset.apps/linkmeter-agent",
         "service/linkmeter-agent",
+        "customresourcedefinition.apiextensions.k8s.io/clustertopologies.linkmeter.dev",
+        "serviceaccount/linkmeter-aggregator",
+        "clusterrole.rbac.authorization.k8s.io/linkmeter-aggregator",
+        "clusterrolebinding.rbac.authorization.k8s.io/linkmeter-aggregator",
+        "role.rbac.authorization.k8s.io/linkmeter-aggregator-networktopology",
+        "rolebinding.rbac.authorization.k8s.io/linkmeter-aggregator-networktopology",
+        "role.rbac.authorization.k8s.io/linkmeter-aggregator-leader-election",
+        "rolebinding.rbac.authorization.k8s.io/linkmeter-aggregator-leader-election",
+        "deployment.apps/linkmeter-aggregator",
+        "service/linkmeter-aggregator",
     ] {
         ensure!(
             applied.contains(obj),
@@ -292,9 +386,8 @@ fn base_applies_server_side_and_reads_back_as_written() -> Result<()> {
         "{}",
         kube.kubectl_ok(&[
             "get",
-            "ns,sa,ds,svc,clusterrole,clusterrolebinding,crd",
-            "-n",
-            NAMESPACE,
+            "ns,sa,ds,deploy,svc,role,rolebinding,clusterrole,clusterrolebinding,crd",
+            "-A",
             "-l",
             "app.kubernetes.io/name=linkmeter",
             "-o",
@@ -489,9 +582,11 @@ fn base_applies_server_side_and_reads_back_as_written() -> Result<()> {
         .copied()
         .filter(|d| !d.contains("\nkind: CustomResourceDefinition\n"))
         .collect();
+    let crd_file = std::fs::read_to_string(manifests_dir().join("crds/linkmeter.dev.yaml"))?;
+    let crds = documents(&crd_file).len();
     ensure!(
-        without_crd.len() + 1 == all_docs.len(),
-        "expected exactly one CRD among {} objects",
+        without_crd.len() + crds == all_docs.len(),
+        "expected exactly the {crds} CRDs of crds/linkmeter.dev.yaml among {} objects",
         all_docs.len()
     );
     let file = kube.dir().join("rendered-without-crd.yaml");
@@ -559,8 +654,198 @@ fn base_applies_server_side_and_reads_back_as_written() -> Result<()> {
         sm.status
     );
 
+    // The aggregator's objects.
+    check_aggregator_objects(&kube)?;
+
     // Applying again changes nothing and still succeeds (idempotent for upgrades).
     apply_base(&kube)?;
+    Ok(())
+}
+
+/// The aggregator's objects as the server stores them: labels, RBAC rules, the
+/// Deployment's replicas, anti-affinity, security context, probes and environment, the
+/// metrics Service; and its pod template passes admission (dry run).
+fn check_aggregator_objects(kube: &KubeEnv) -> Result<()> {
+    let labels =
+        json!({"app.kubernetes.io/name": "linkmeter", "app.kubernetes.io/component": "aggregator"});
+    let sa = get_json(kube, &["serviceaccount", AGGREGATOR, "-n", NAMESPACE])?;
+    expect_eq(&sa, "/metadata/labels", labels.clone())?;
+    let subjects = json!([{"kind": "ServiceAccount", "name": AGGREGATOR, "namespace": NAMESPACE}]);
+
+    // Cluster-wide: read Nodes and NodeTopologies, write the ClusterTopology.
+    let crb = get_json(kube, &["clusterrolebinding", AGGREGATOR])?;
+    expect_eq(
+        &crb,
+        "/roleRef",
+        json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": AGGREGATOR}),
+    )?;
+    expect_eq(&crb, "/subjects", subjects.clone())?;
+    let role = get_json(kube, &["clusterrole", AGGREGATOR])?;
+    expect_eq(&role, "/metadata/labels", labels.clone())?;
+    expect_eq(
+        &role,
+        "/rules",
+        json!([
+            {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]},
+            {"apiGroups": ["linkmeter.dev"], "resources": ["nodetopologies"],
+             "verbs": ["get", "list", "watch"]},
+            {"apiGroups": ["linkmeter.dev"], "resources": ["clustertopologies"],
+             "verbs": ["get", "create", "patch"]},
+            {"apiGroups": ["linkmeter.dev"], "resources": ["clustertopologies/status"],
+             "verbs": ["patch"]},
+        ]),
+    )?;
+    // Namespaced: NetworkTopologies in `default`, Leases in `linkmeter`, each a Role
+    // bound in its own namespace.
+    for (name, ns, rules) in [
+        (
+            "linkmeter-aggregator-networktopology",
+            NT_NAMESPACE,
+            json!([{"apiGroups": ["networktopology.diktyo.x-k8s.io"],
+                    "resources": ["networktopologies"],
+                    "verbs": ["get", "create", "patch"]}]),
+        ),
+        (
+            "linkmeter-aggregator-leader-election",
+            NAMESPACE,
+            json!([{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                    "verbs": ["get", "create", "patch"]}]),
+        ),
+    ] {
+        let role = get_json(kube, &["role", name, "-n", ns])?;
+        expect_eq(&role, "/metadata/labels", labels.clone())?;
+        expect_eq(&role, "/rules", rules)?;
+        let rb = get_json(kube, &["rolebinding", name, "-n", ns])?;
+        expect_eq(
+            &rb,
+            "/roleRef",
+            json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name}),
+        )?;
+        expect_eq(&rb, "/subjects", subjects.clone())?;
+    }
+
+    // Deployment.
+    let deploy = get_json(kube, &["deployment", AGGREGATOR, "-n", NAMESPACE])?;
+    expect_eq(&deploy, "/metadata/labels", labels.clone())?;
+    expect_eq(&deploy, "/spec/replicas", json!(2))?;
+    expect_eq(&deploy, "/spec/selector/matchLabels", labels.clone())?;
+    expect_eq(&deploy, "/spec/template/metadata/labels", labels.clone())?;
+    expect_eq(
+        &deploy,
+        "/spec/strategy",
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}),
+    )?;
+    let pod = at(&deploy, "/spec/template/spec")?;
+    expect_eq(pod, "/serviceAccountName", json!(AGGREGATOR))?;
+    expect_eq(pod, "/enableServiceLinks", json!(false))?;
+    expect_eq(pod, "/nodeSelector", json!({"kubernetes.io/os": "linux"}))?;
+    expect_eq(
+        pod,
+        "/affinity/podAntiAffinity/requiredDuringSchedulingIgnoredDuringExecution",
+        json!([{"topologyKey": "kubernetes.io/hostname",
+                "labelSelector": {"matchLabels": labels.clone()}}]),
+    )?;
+    expect_eq(
+        pod,
+        "/affinity/podAntiAffinity/preferredDuringSchedulingIgnoredDuringExecution",
+        json!([{"weight": 100, "podAffinityTerm": {"topologyKey": "topology.kubernetes.io/zone",
+                "labelSelector": {"matchLabels": labels.clone()}}}]),
+    )?;
+    ensure!(
+        pod.get("hostNetwork").is_none() && pod.get("tolerations").is_none(),
+        "the aggregator needs neither the host network nor tolerations"
+    );
+    // The restricted Pod Security profile.
+    expect_eq(
+        pod,
+        "/securityContext",
+        json!({"runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532,
+               "seccompProfile": {"type": "RuntimeDefault"}}),
+    )?;
+    let containers = at(pod, "/containers")?.as_array().context("containers")?;
+    ensure!(containers.len() == 1, "one container expected");
+    let c = &containers[0];
+    expect_eq(c, "/image", json!(AGGREGATOR_IMAGE))?;
+    expect_eq(c, "/args", json!(["run"]))?;
+    ensure!(
+        c.get("command").is_none(),
+        "the image's ENTRYPOINT is the binary"
+    );
+    expect_eq(
+        c,
+        "/securityContext",
+        json!({"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
+               "capabilities": {"drop": ["ALL"]}}),
+    )?;
+    expect_eq(
+        c,
+        "/ports",
+        json!([{"name": "metrics", "containerPort": 9478, "protocol": "TCP"}]),
+    )?;
+    expect_eq(c, "/livenessProbe/httpGet/path", json!("/healthz"))?;
+    expect_eq(c, "/livenessProbe/httpGet/port", json!("metrics"))?;
+    expect_eq(c, "/readinessProbe/httpGet/path", json!("/readyz"))?;
+    expect_eq(c, "/readinessProbe/httpGet/port", json!("metrics"))?;
+    for (name, field) in [
+        ("POD_NAME", "metadata.name"),
+        ("POD_NAMESPACE", "metadata.namespace"),
+    ] {
+        expect_eq(
+            env_var(c, name)?,
+            "/valueFrom/fieldRef/fieldPath",
+            json!(field),
+        )?;
+    }
+    expect_eq(
+        c,
+        "/resources",
+        json!({"requests": {"cpu": "20m", "memory": "64Mi"},
+               "limits": {"cpu": "1", "memory": "256Mi"}}),
+    )?;
+
+    // Service: headless, selects the Deployment's pods.
+    let svc = get_json(kube, &["service", AGGREGATOR, "-n", NAMESPACE])?;
+    expect_eq(&svc, "/spec/clusterIP", json!("None"))?;
+    expect_eq(&svc, "/spec/selector", labels.clone())?;
+    expect_eq(
+        &svc,
+        "/spec/ports",
+        json!([{"name": "metrics", "port": 9478, "targetPort": "metrics", "protocol": "TCP"}]),
+    )?;
+
+    // The ClusterTopology CRD, labelled as part of linkmeter like NodeTopology's.
+    let crd = get_json(kube, &["crd", "clustertopologies.linkmeter.dev"])?;
+    expect_eq(
+        &crd,
+        "/metadata/labels",
+        json!({"app.kubernetes.io/name": "linkmeter"}),
+    )?;
+    expect_eq(&crd, "/spec/scope", json!("Cluster"))?;
+
+    // The pod template passes admission and validation, as a Pod made by hand (no
+    // Deployment controller here), created with a server-side dry run. As for the agent,
+    // automountServiceAccountToken is off only because this server has no token
+    // controller.
+    let mut pod_spec = pod.clone();
+    pod_spec["nodeName"] = json!("node-a");
+    pod_spec["automountServiceAccountToken"] = json!(false);
+    let test_pod = json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "linkmeter-aggregator-dry-run", "namespace": NAMESPACE,
+                     "labels": labels},
+        "spec": pod_spec,
+    });
+    let admitted: Value = serde_json::from_str(&kube.kubectl_stdin(
+        &["create", "--dry-run=server", "-o", "json", "-f", "-"],
+        &test_pod.to_string(),
+    )?)?;
+    expect_eq(&admitted, "/spec/securityContext/runAsNonRoot", json!(true))?;
+    expect_eq(
+        &admitted,
+        "/spec/containers/0/securityContext/capabilities/drop",
+        json!(["ALL"]),
+    )?;
     Ok(())
 }
 
@@ -570,6 +855,11 @@ fn base_applies_server_side_and_reads_back_as_written() -> Result<()> {
 
 /// Runs kubectl with `kubeconfig` and expects a 403 naming the agent's identity.
 fn expect_forbidden(kube: &KubeEnv, kubeconfig: &Path, args: &[&str]) -> Result<()> {
+    expect_forbidden_as(kube, kubeconfig, SA_USER, args)
+}
+
+/// Runs kubectl with `kubeconfig` and expects a 403 naming `user`.
+fn expect_forbidden_as(kube: &KubeEnv, kubeconfig: &Path, user: &str, args: &[&str]) -> Result<()> {
     let out = kube
         .kubectl_with(kubeconfig)
         .args(args)
@@ -578,13 +868,13 @@ fn expect_forbidden(kube: &KubeEnv, kubeconfig: &Path, args: &[&str]) -> Result<
     let stderr = String::from_utf8_lossy(&out.stderr);
     ensure!(
         !out.status.success(),
-        "`kubectl {}` was allowed for the agent: {}",
+        "`kubectl {}` was allowed for {user}: {}",
         args.join(" "),
         String::from_utf8_lossy(&out.stdout)
     );
     ensure!(
-        stderr.contains("forbidden: User") && stderr.contains(SA_USER),
-        "`kubectl {}` failed, but not with 403 for {SA_USER}: {stderr}",
+        stderr.contains("forbidden: User") && stderr.contains(user),
+        "`kubectl {}` failed, but not with 403 for {user}: {stderr}",
         args.join(" ")
     );
     println!("denied:  kubectl {}", args.join(" "));
@@ -593,13 +883,25 @@ fn expect_forbidden(kube: &KubeEnv, kubeconfig: &Path, args: &[&str]) -> Result<
 
 fn allowed(kube: &KubeEnv, kubeconfig: &Path, args: &[&str]) -> Result<String> {
     let out = checked_output(kube.kubectl_with(kubeconfig).args(args))
-        .with_context(|| format!("as the agent: kubectl {}", args.join(" ")))?;
+        .with_context(|| format!("kubectl {} with {}", args.join(" "), kubeconfig.display()))?;
     println!("allowed: kubectl {}", args.join(" "));
     Ok(out)
 }
 
-/// Server-side apply of `body` to `path` (under the server URL) with `token`.
+/// Server-side apply of `body` to `path` (under the server URL) with `token`, as the
+/// agent's field manager.
 fn apply_patch(kube: &KubeEnv, token: &str, path: &str, body: &Value) -> Result<(u16, String)> {
+    apply_patch_as(kube, token, AGENT, path, body)
+}
+
+/// Server-side apply of `body` to `path` with `token` and field manager `manager`.
+fn apply_patch_as(
+    kube: &KubeEnv,
+    token: &str,
+    manager: &str,
+    path: &str,
+    body: &Value,
+) -> Result<(u16, String)> {
     let resp = curl(
         token,
         &[
@@ -611,7 +913,7 @@ fn apply_patch(kube: &KubeEnv, token: &str, path: &str, body: &Value) -> Result<
             &body.to_string(),
         ],
         &format!(
-            "{}{path}?fieldManager={AGENT}&force=true",
+            "{}{path}?fieldManager={manager}&force=true",
             kube.server_url()
         ),
     )?;
@@ -621,12 +923,23 @@ fn apply_patch(kube: &KubeEnv, token: &str, path: &str, body: &Value) -> Result<
 /// `kubectl auth can-i VERB RESOURCE` as the agent, through impersonation by the admin
 /// (system:masters may impersonate). The groups are those a real token carries.
 fn can_i(kube: &KubeEnv, verb: &str, resource: &str, extra: &[&str]) -> Result<bool> {
+    can_i_as(kube, SA_USER, verb, resource, extra)
+}
+
+/// `kubectl auth can-i` as ServiceAccount `user` of the linkmeter namespace.
+fn can_i_as(
+    kube: &KubeEnv,
+    user: &str,
+    verb: &str,
+    resource: &str,
+    extra: &[&str],
+) -> Result<bool> {
     let out = kube
         .kubectl()
         .args(["auth", "can-i", verb, resource])
         .args(extra)
         .args([
-            &format!("--as={SA_USER}"),
+            &format!("--as={user}"),
             "--as-group=system:serviceaccounts",
             "--as-group=system:serviceaccounts:linkmeter",
             "--as-group=system:authenticated",
@@ -929,5 +1242,351 @@ fn server_side_apply_of_a_new_object_needs_create() -> Result<()> {
         status == 200,
         "apply to an existing object with patch: HTTP {status}: {body}"
     );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// the aggregator's RBAC
+// ---------------------------------------------------------------------------------------
+
+const CT_PATH: &str = "/apis/linkmeter.dev/v1alpha1/clustertopologies";
+const DIKTYO_NT: &str = "networktopologies.networktopology.diktyo.x-k8s.io";
+
+fn diktyo_nt_path(ns: &str) -> String {
+    format!("/apis/networktopology.diktyo.x-k8s.io/v1alpha1/namespaces/{ns}/networktopologies")
+}
+
+fn lease_path(ns: &str) -> String {
+    format!("/apis/coordination.k8s.io/v1/namespaces/{ns}/leases")
+}
+
+/// A request with `token` and a JSON body; the status and body.
+fn request(
+    kube: &KubeEnv,
+    token: &str,
+    method: &str,
+    content_type: &str,
+    path: &str,
+    body: &Value,
+) -> Result<(u16, String)> {
+    let resp = curl(
+        token,
+        &[
+            "-X",
+            method,
+            "-H",
+            &format!("Content-Type: {content_type}"),
+            "--data",
+            &body.to_string(),
+        ],
+        &format!("{}{path}", kube.server_url()),
+    )?;
+    Ok((resp.status, resp.body))
+}
+
+#[test]
+fn aggregator_service_account_can_do_its_job_and_nothing_more() -> Result<()> {
+    let Some(kube) = KubeEnv::start_or_skip()? else {
+        return Ok(());
+    };
+    // The base and the Diktyo CRD component, as a cluster without scheduler-plugins
+    // installs them.
+    linkmeter_tests::aggregator::apply_manifests(&kube, FIELD_MANAGER)?;
+    let crd = get_json(&kube, &["crd", DIKTYO_CRD])?;
+    expect_eq(
+        &crd,
+        "/metadata/labels",
+        json!({"app.kubernetes.io/name": "linkmeter", "app.kubernetes.io/component": "diktyo-crd"}),
+    )?;
+    expect_eq(&crd, "/spec/scope", json!("Namespaced"))?;
+    // What the aggregator reads: a Node and its NodeTopology (written here by the admin).
+    kube.kubectl_stdin(
+        &["create", "-f", "-"],
+        &json!({"apiVersion": "v1", "kind": "Node",
+                "metadata": {"name": "node-a",
+                             "labels": {"topology.kubernetes.io/zone": "zone-a"}}})
+        .to_string(),
+    )?;
+    kube.kubectl_stdin(
+        &["create", "-f", "-"],
+        &json!({"apiVersion": "linkmeter.dev/v1alpha1", "kind": "NodeTopology",
+                "metadata": {"name": "node-a"}, "spec": {}})
+        .to_string(),
+    )?;
+    let token = kube.service_account_token(NAMESPACE, AGGREGATOR, 3600)?;
+    let me = kube.kubeconfig_for_token(&token)?;
+    println!("{}", allowed(&kube, &me, &["auth", "can-i", "--list"])?);
+
+    // --- allowed: its inputs, read and watched ---------------------------------------
+    let nodes = allowed(&kube, &me, &["get", "nodes", "-o", "name"])?;
+    ensure!(nodes.contains("node/node-a"), "list nodes: {nodes}");
+    allowed(&kube, &me, &["get", "node", "node-a"])?;
+    let nts = allowed(&kube, &me, &["get", "nodetopologies", "-o", "name"])?;
+    ensure!(nts.contains("node-a"), "list nodetopologies: {nts}");
+    allowed(&kube, &me, &["get", "nodetopology", "node-a"])?;
+    for path in ["/api/v1/nodes", NT_PATH] {
+        let watch = curl(
+            &token,
+            &[],
+            &format!("{}{path}?watch=1&timeoutSeconds=1", kube.server_url()),
+        )?;
+        ensure!(
+            watch.status == 200 && watch.body.contains("node-a"),
+            "watch {path}: {watch:?}"
+        );
+        println!("allowed: GET {path}?watch=1");
+    }
+
+    // --- allowed: the ClusterTopology, created and status-applied ----------------------
+    let ct = json!({"apiVersion": "linkmeter.dev/v1alpha1", "kind": "ClusterTopology",
+                    "metadata": {"name": "cluster"}, "spec": {}});
+    let (status, body) = apply_patch_as(
+        &kube,
+        &token,
+        AGGREGATOR,
+        &format!("{CT_PATH}/cluster"),
+        &ct,
+    )?;
+    ensure!(
+        status == 201,
+        "ClusterTopology apply-create: HTTP {status}: {body}"
+    );
+    println!("allowed: PATCH (apply, creating) {CT_PATH}/cluster");
+    let mut ct_status = ct.clone();
+    ct_status["status"] = json!({"nodeCount": 1});
+    let (status, body) = apply_patch_as(
+        &kube,
+        &token,
+        AGGREGATOR,
+        &format!("{CT_PATH}/cluster/status"),
+        &ct_status,
+    )?;
+    ensure!(
+        status == 200,
+        "ClusterTopology status apply: HTTP {status}: {body}"
+    );
+    println!("allowed: PATCH (apply) {CT_PATH}/cluster/status");
+    let count = allowed(
+        &kube,
+        &me,
+        &[
+            "get",
+            "clustertopology",
+            "cluster",
+            "-o",
+            "jsonpath={.status.nodeCount}",
+        ],
+    )?;
+    ensure!(count == "1", "status not stored: {count:?}");
+
+    // --- allowed: the NetworkTopology in `default` -------------------------------------
+    let nt = json!({"apiVersion": "networktopology.diktyo.x-k8s.io/v1alpha1",
+                    "kind": "NetworkTopology",
+                    "metadata": {"name": "nt-default", "namespace": NT_NAMESPACE},
+                    "spec": {"configmapName": "linkmeter-aggregator",
+                             "weights": [{"name": "UserDefined", "topologyList": []}]},
+                    "status": {"nodeCount": 1}});
+    let nt_path = format!("{}/nt-default", diktyo_nt_path(NT_NAMESPACE));
+    let (status, body) = apply_patch_as(&kube, &token, AGGREGATOR, &nt_path, &nt)?;
+    ensure!(
+        status == 201,
+        "NetworkTopology apply-create: HTTP {status}: {body}"
+    );
+    println!("allowed: PATCH (apply, creating) {nt_path}");
+    // No status subresource in this CRD: the status came with the object.
+    let count = allowed(
+        &kube,
+        &me,
+        &[
+            "get",
+            DIKTYO_NT,
+            "nt-default",
+            "-n",
+            NT_NAMESPACE,
+            "-o",
+            "jsonpath={.status.nodeCount}",
+        ],
+    )?;
+    ensure!(count == "1", "NetworkTopology status not stored: {count:?}");
+
+    // --- allowed: its Lease in `linkmeter` ---------------------------------------------
+    let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                       "metadata": {"name": AGGREGATOR},
+                       "spec": {"holderIdentity": "replica-a", "leaseDurationSeconds": 15}});
+    let (status, body) = request(
+        &kube,
+        &token,
+        "POST",
+        "application/json",
+        &lease_path(NAMESPACE),
+        &lease,
+    )?;
+    ensure!(status == 201, "create Lease: HTTP {status}: {body}");
+    let (status, body) = request(
+        &kube,
+        &token,
+        "PATCH",
+        "application/merge-patch+json",
+        &format!("{}/{AGGREGATOR}", lease_path(NAMESPACE)),
+        &json!({"spec": {"holderIdentity": "replica-b"}}),
+    )?;
+    ensure!(status == 200, "patch Lease: HTTP {status}: {body}");
+    let holder = allowed(
+        &kube,
+        &me,
+        &[
+            "get",
+            "lease",
+            AGGREGATOR,
+            "-n",
+            NAMESPACE,
+            "-o",
+            "jsonpath={.spec.holderIdentity}",
+        ],
+    )?;
+    ensure!(holder == "replica-b", "Lease holder {holder:?}");
+    println!(
+        "allowed: POST, PATCH, GET {}/{AGGREGATOR}",
+        lease_path(NAMESPACE)
+    );
+
+    // --- denied ------------------------------------------------------------------------
+    let deny = |args: &[&str]| expect_forbidden_as(&kube, &me, AGGREGATOR_USER, args);
+    deny(&["get", "secrets", "-A"])?;
+    deny(&["get", "secret", "x", "-n", NAMESPACE])?;
+    deny(&["get", "pods", "-A"])?;
+    deny(&["get", "configmaps", "-n", NT_NAMESPACE])?;
+    deny(&["delete", "node", "node-a"])?;
+    deny(&["label", "node", "node-a", "linkmeter.dev/x=y"])?;
+    deny(&["label", "nodetopology", "node-a", "linkmeter.dev/x=y"])?;
+    deny(&["delete", "nodetopology", "node-a"])?;
+    deny(&["delete", "clustertopology", "cluster"])?;
+    deny(&["delete", DIKTYO_NT, "nt-default", "-n", NT_NAMESPACE])?;
+    deny(&["get", DIKTYO_NT, "-n", NT_NAMESPACE])?;
+    deny(&["get", DIKTYO_NT, "-n", "kube-system"])?;
+    deny(&["get", "leases", "-n", "kube-system"])?;
+    deny(&["delete", "lease", AGGREGATOR, "-n", NAMESPACE])?;
+    deny(&["create", "serviceaccount", "x", "-n", NAMESPACE])?;
+    // No PUT: every write it makes is an apply.
+    let ct_file = kube.dir().join("clustertopology.json");
+    std::fs::write(&ct_file, ct.to_string())?;
+    deny(&["replace", "-f", path_str(&ct_file)?])?;
+    // Writes outside its namespaces, as real requests: a NetworkTopology in another
+    // namespace, a Lease in `default`, and the agents' NodeTopology status.
+    let mut elsewhere = nt.clone();
+    elsewhere["metadata"]["namespace"] = json!("kube-system");
+    for (method, content_type, path, body) in [
+        (
+            "PATCH",
+            "application/apply-patch+yaml",
+            format!(
+                "{}/nt-default?fieldManager={AGGREGATOR}",
+                diktyo_nt_path("kube-system")
+            ),
+            elsewhere,
+        ),
+        (
+            "POST",
+            "application/json",
+            lease_path("default"),
+            lease.clone(),
+        ),
+        (
+            "PATCH",
+            "application/merge-patch+json",
+            format!("{NT_PATH}/node-a/status"),
+            json!({"status": {"zone": "elsewhere"}}),
+        ),
+    ] {
+        let (status, body) = request(&kube, &token, method, content_type, &path, &body)?;
+        ensure!(
+            status == 403 && body.contains(AGGREGATOR_USER),
+            "{method} {path} as the aggregator: HTTP {status}: {body}"
+        );
+        println!("denied:  {method} {path}");
+    }
+    // Still there after the attempts.
+    kube.kubectl_ok(&["get", "node", "node-a"])?;
+    kube.kubectl_ok(&["get", "nodetopology", "node-a"])?;
+    kube.kubectl_ok(&["get", "clustertopology", "cluster"])?;
+
+    // --- the same, as `kubectl auth can-i` with impersonation ----------------------------
+    let ns_default: &[&str] = &["-n", NT_NAMESPACE];
+    let ns_own: &[&str] = &["-n", NAMESPACE];
+    let status_sub: &[&str] = &["--subresource=status"];
+    let matrix: &[(&str, &str, &[&str], bool)] = &[
+        ("get", "nodes", &[], true),
+        ("list", "nodes", &[], true),
+        ("watch", "nodes", &[], true),
+        ("patch", "nodes", &[], false),
+        ("delete", "nodes", &[], false),
+        ("get", "nodetopologies.linkmeter.dev", &[], true),
+        ("list", "nodetopologies.linkmeter.dev", &[], true),
+        ("watch", "nodetopologies.linkmeter.dev", &[], true),
+        ("create", "nodetopologies.linkmeter.dev", &[], false),
+        ("patch", "nodetopologies.linkmeter.dev", &[], false),
+        ("patch", "nodetopologies.linkmeter.dev", status_sub, false),
+        ("delete", "nodetopologies.linkmeter.dev", &[], false),
+        ("get", "clustertopologies.linkmeter.dev", &[], true),
+        ("create", "clustertopologies.linkmeter.dev", &[], true),
+        ("patch", "clustertopologies.linkmeter.dev", &[], true),
+        ("update", "clustertopologies.linkmeter.dev", &[], false),
+        ("patch", "clustertopologies.linkmeter.dev", status_sub, true),
+        (
+            "update",
+            "clustertopologies.linkmeter.dev",
+            status_sub,
+            false,
+        ),
+        ("get", "clustertopologies.linkmeter.dev", status_sub, false),
+        ("list", "clustertopologies.linkmeter.dev", &[], false),
+        ("delete", "clustertopologies.linkmeter.dev", &[], false),
+        ("get", DIKTYO_NT, ns_default, true),
+        ("create", DIKTYO_NT, ns_default, true),
+        ("patch", DIKTYO_NT, ns_default, true),
+        ("update", DIKTYO_NT, ns_default, false),
+        ("list", DIKTYO_NT, ns_default, false),
+        ("delete", DIKTYO_NT, ns_default, false),
+        ("create", DIKTYO_NT, &["-n", "kube-system"], false),
+        ("patch", DIKTYO_NT, ns_own, false),
+        ("get", "leases.coordination.k8s.io", ns_own, true),
+        ("create", "leases.coordination.k8s.io", ns_own, true),
+        ("patch", "leases.coordination.k8s.io", ns_own, true),
+        ("update", "leases.coordination.k8s.io", ns_own, false),
+        ("delete", "leases.coordination.k8s.io", ns_own, false),
+        ("list", "leases.coordination.k8s.io", ns_own, false),
+        ("create", "leases.coordination.k8s.io", ns_default, false),
+        (
+            "patch",
+            "leases.coordination.k8s.io",
+            &["-n", "kube-system"],
+            false,
+        ),
+        ("get", "secrets", &["-A"], false),
+        ("list", "secrets", ns_own, false),
+        ("list", "pods", &["-A"], false),
+        ("create", "events", ns_own, false),
+        ("get", "configmaps", ns_default, false),
+        (
+            "create",
+            "serviceaccounts",
+            &["--subresource=token", "-n", NAMESPACE],
+            false,
+        ),
+        ("*", "*", &[], false),
+    ];
+    let mut wrong = Vec::new();
+    for (verb, resource, extra, want) in matrix {
+        let got = can_i_as(&kube, AGGREGATOR_USER, verb, resource, extra)?;
+        println!(
+            "can-i {verb:<7} {resource} {}: {}",
+            extra.join(" "),
+            if got { "yes" } else { "no" }
+        );
+        if got != *want {
+            wrong.push(format!("{verb} {resource} {extra:?}: {got}, want {want}"));
+        }
+    }
+    ensure!(wrong.is_empty(), "RBAC differs: {wrong:#?}");
     Ok(())
 }
