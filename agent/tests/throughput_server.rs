@@ -308,6 +308,26 @@ async fn server_caps_end_long_tests() {
     }
 }
 
+/// A client and a server with the same cap end the test at the same moment: the
+/// server's SERVER_TERMINATE may arrive after our TEST_END. Both directions must still
+/// report what was measured (seen in a lab run with 1 s caps on both ends).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn equal_caps_on_both_ends_still_report() {
+    let cap = Duration::from_millis(400);
+    let mut server = TestServer::start(|c| c.max_duration = cap).await;
+    let mut cfg = client(&server, cap);
+    cfg.estimator.tolerance = 0.0; // run to the cap, where the race is
+    for round in 0..8 {
+        for direction in [Direction::Send, Direction::Receive] {
+            let r = run_test(&cfg, direction, &mut |_| {})
+                .await
+                .unwrap_or_else(|e| panic!("round {round} {direction}: {e}"));
+            assert!(r.bits_per_second > 0.0, "round {round} {direction}: {r:?}");
+            let _ = server.next_outcome(Duration::from_secs(5)).await;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn allowlist() {
     let server = TestServer::start(|c| c.allow = vec!["10.0.0.0/8".parse().expect("cidr")]).await;

@@ -103,10 +103,10 @@ pub struct RunArgs {
     /// Most bytes this node's client tests may move per hour, all peers together.
     #[arg(long, env = "LINKMETER_THROUGHPUT_BYTES_PER_HOUR", value_name = "BYTES", value_parser = parse_bytes, default_value = "2GiB")]
     pub throughput_bytes_per_hour: u64,
-    /// Longest data phase of one test direction (client and server cap).
+    /// Longest data phase of one test direction we run; as a server we allow peers 2 s more.
     #[arg(long, env = "LINKMETER_THROUGHPUT_MAX_DURATION", value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
     pub throughput_max_duration: Duration,
-    /// Most bytes of one test direction (client and server cap).
+    /// Most bytes of one test direction we run; as a server we allow peers a quarter more.
     #[arg(long, env = "LINKMETER_THROUGHPUT_MAX_BYTES", value_name = "BYTES", value_parser = parse_bytes, default_value = "512MiB")]
     pub throughput_max_bytes: u64,
     /// Networks allowed to run tests against our server; repeat [default: any].

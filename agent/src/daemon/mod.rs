@@ -38,6 +38,9 @@ pub use config::{ConfigError, RunArgs, RunConfig};
 pub use metrics::Metrics;
 pub use peers::{PeerSource, StaticPeers};
 
+/// How much longer than our own client tests the server lets a peer's test run.
+const SERVER_CAP_SLACK: Duration = Duration::from_secs(2);
+
 /// State shared by the daemon's tasks.
 #[derive(Debug)]
 pub struct Shared {
@@ -153,8 +156,11 @@ pub async fn run(
         if config.throughput.serve {
             let t = &config.throughput;
             let mut sc = ServerConfig::new(SocketAddr::new(config.listen.ip(), t.port));
-            sc.max_duration = t.max_duration;
-            sc.max_bytes = t.max_bytes;
+            // Our caps as a server sit above our caps as a client: a peer with the same
+            // settings stops its test on its own cap first, where equal caps race its
+            // TEST_END and a reverse test ended in SERVER_TERMINATE (seen with 1 s).
+            sc.max_duration = t.max_duration + SERVER_CAP_SLACK;
+            sc.max_bytes = t.max_bytes.saturating_add(t.max_bytes / 4);
             sc.allow = t.allow.clone();
             sc.gate = Some(test_gate.clone());
             Some(Server::bind(sc).await.with_context(|| {

@@ -358,7 +358,16 @@ pub async fn run_test(
     }
 
     write_state(&mut ctrl, State::TestEnd, t).await?;
-    expect_state(&mut ctrl, State::ExchangeResults, t, "EXCHANGE_RESULTS").await?;
+    match expect_state(&mut ctrl, State::ExchangeResults, t, "EXCHANGE_RESULTS").await {
+        Ok(()) => {}
+        // The server's cap fired as our own ended the test (equal caps race): the data
+        // phase was complete on our side, so what we measured stands.
+        Err(ThroughputError::ServerTerminated) => {
+            tracing::info!(%direction, "server ended the test as we did; reporting what was measured");
+            return Ok(report);
+        }
+        Err(e) => return Err(e),
+    }
     let (cpu_total, cpu_user, cpu_system) = cpu.since();
     let ours = TestResults {
         cpu_util_total: cpu_total,
