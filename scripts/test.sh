@@ -56,8 +56,21 @@ echo "== cargo test" >&2
 # held to; CI's log keeps them for passing tests too.
 harness_args=(--show-output)
 for a in "$@"; do [[ $a == -- ]] && harness_args=(); done
+# The output is also kept in a file so that, on failure, the panic messages can be
+# repeated at the very end: CI shows the tail, and with --show-output and backtraces
+# the reason of a failure is otherwise far above it.
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
 if ((${#harness_args[@]})); then
-  cargo test --workspace --locked --no-fail-fast "$@" -- "${harness_args[@]}"
+  cargo test --workspace --locked --no-fail-fast "$@" -- "${harness_args[@]}" 2>&1 | tee "$log"
 else
-  cargo test --workspace --locked --no-fail-fast "$@" --show-output
+  cargo test --workspace --locked --no-fail-fast "$@" --show-output 2>&1 | tee "$log"
 fi
+status=${PIPESTATUS[0]}
+set -e
+if ((status != 0)); then
+  echo "== why the failing tests failed (their panic messages; the full output is above)" >&2
+  grep -A6 -E "panicked at|^Error: " "$log" | grep -viE "^stack backtrace|^ +[0-9]+: |^ +at " | head -120 >&2
+fi
+exit "$status"
