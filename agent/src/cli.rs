@@ -8,16 +8,17 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use linkmeter_runtime::logging::{self, Colour, LogFormat};
+use linkmeter_runtime::{exit, kube_client, usage};
 
 use crate::collect::system::SystemConfig;
+use crate::config_file;
 use crate::daemon::{RunArgs, RunConfig, StaticPeers};
 pub use crate::host::HostPaths;
-use crate::logging::{self, LogFormat};
 use crate::probe::{IcmpConfig, IcmpFlags, PeerTarget};
 use crate::snapshot::{self, SnapshotOptions};
 use crate::throughput::{ProbeArgs, ServeArgs, ThroughputError};
 use crate::units::parse_duration;
-use crate::{config_file, exit};
 
 /// linkmeter node agent: measures latency and throughput to peer nodes, GPUs and the
 /// host, for Prometheus and for topology-aware scheduling.
@@ -129,8 +130,11 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(code) => return code,
     };
-    if let Err(msg) = logging::init(cli.log_format, &quiet_kube_client(&cli.log_level)) {
-        eprintln!("linkmeter-agent: {msg}");
+    // kube's client logs every failed request at ERROR; the agent logs outages itself,
+    // once (`kube::health`).
+    let filter = logging::quiet_kube_client(&cli.log_level);
+    if let Err(e) = logging::init(cli.log_format, &filter, Colour::Default) {
+        eprintln!("linkmeter-agent: invalid --log-level {filter:?}: {e}");
         return exit::code(exit::USAGE);
     }
     match cli.command {
@@ -184,25 +188,11 @@ fn parse(mut argv: Vec<std::ffi::OsString>) -> Result<Cli, ExitCode> {
             eprintln!(
                 "linkmeter-agent: --config {}: {}",
                 path.display(),
-                first_line(&e)
+                usage::first_line(&e)
             );
             exit::code(exit::USAGE)
         }
     })
-}
-
-/// Adds `kube_client::client::builder=off` to a log filter that says nothing about
-/// `kube_client`: the client's tracing layer logs every failed request at ERROR, which
-/// during an API outage is a line per retry. The agent logs outages itself, once
-/// (`kube::health`). A filter that names `kube_client` is left as the user wrote it.
-fn quiet_kube_client(filter: &str) -> String {
-    if filter.contains("kube_client") {
-        filter.to_owned()
-    } else if filter.trim().is_empty() {
-        "kube_client::client::builder=off".to_owned()
-    } else {
-        format!("{filter},kube_client::client::builder=off")
-    }
 }
 
 /// Runs an async entry point on a fresh runtime; a `ThroughputError::Config` anywhere
@@ -254,14 +244,14 @@ fn run_daemon(args: &RunArgs) -> ExitCode {
     };
     let code = run_async(false, async move {
         let token = tokio_util::sync::CancellationToken::new();
-        crate::shutdown::cancel_on_signals(token.clone())?;
+        linkmeter_runtime::shutdown::cancel_on_signals(token.clone())?;
         let Some(settings) = config.kube.clone() else {
             let source = std::sync::Arc::new(StaticPeers::new(config.peers.clone()));
             crate::daemon::run(config, source, Vec::new(), token).await?;
             return Ok(exit::code(exit::OK));
         };
         use crate::kube::{ApiHealth, KubeHandles, KubePeers, discovery::Selection};
-        let client = match crate::kube::connect(settings.kubeconfig.as_deref()).await {
+        let client = match kube_client::connect(settings.kubeconfig.as_deref()).await {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("linkmeter-agent: {e}");
@@ -300,33 +290,11 @@ fn write_termination_log(msg: &str) {
 
 /// Prints clap's help/version as usual; any other parse error becomes one line + 64.
 fn usage_error(e: clap::Error) -> ExitCode {
-    use clap::error::ErrorKind;
-    match e.kind() {
-        ErrorKind::DisplayHelp
-        | ErrorKind::DisplayVersion
-        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            let _ = e.print();
-            if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-                exit::code(exit::USAGE)
-            } else {
-                exit::code(exit::OK)
-            }
-        }
-        _ => {
-            eprintln!("linkmeter-agent: {}", first_line(&e));
-            exit::code(exit::USAGE)
-        }
+    if let Some(code) = usage::help_or_version(&e) {
+        return code;
     }
-}
-
-/// The first line of clap's message, without its `error: ` prefix.
-fn first_line(e: &clap::Error) -> String {
-    let rendered = e.render().to_string();
-    let line = rendered
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("invalid arguments");
-    line.trim_start_matches("error: ").to_owned()
+    eprintln!("linkmeter-agent: {}", usage::first_line(&e));
+    exit::code(exit::USAGE)
 }
 
 fn run_snapshot(args: SnapshotArgs) -> ExitCode {
@@ -365,15 +333,6 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("linkmeter-agent").chain(args.iter().copied()))
-    }
-
-    #[test]
-    fn kube_client_request_failures_are_quiet_unless_asked_for() {
-        assert_eq!(
-            quiet_kube_client("info"),
-            "info,kube_client::client::builder=off"
-        );
-        assert_eq!(quiet_kube_client("kube_client=debug"), "kube_client=debug");
     }
 
     #[test]

@@ -522,50 +522,10 @@ impl Metrics {
     }
 }
 
-/// Encodes the registry as OpenMetrics text (what `prometheus_client` writes).
-pub fn encode_openmetrics(registry: &Registry) -> Result<String, std::fmt::Error> {
-    let mut out = String::new();
-    prometheus_client::encoding::text::encode(&mut out, registry)?;
-    Ok(out)
-}
-
-/// Encodes the registry in the classic Prometheus text format (0.0.4).
-///
-/// The two formats differ, for what this agent exports, only in that OpenMetrics names
-/// a counter family without `_total` (its samples carry it), ends with `# EOF`, and may
-/// carry `# UNIT` lines; the classic format names the family as its samples.
-pub fn encode_text(registry: &Registry) -> Result<String, std::fmt::Error> {
-    Ok(openmetrics_to_text(&encode_openmetrics(registry)?))
-}
-
-/// The conversion behind [`encode_text`], on text.
-pub fn openmetrics_to_text(om: &str) -> String {
-    let mut out: Vec<String> = Vec::new();
-    for line in om.lines() {
-        if line == "# EOF" || line.starts_with("# UNIT ") {
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix("# TYPE ")
-            && let Some(name) = rest.strip_suffix(" counter")
-        {
-            let help_prefix = format!("# HELP {name} ");
-            if let Some(prev) = out.last_mut()
-                && let Some(help) = prev.strip_prefix(&help_prefix)
-            {
-                *prev = format!("# HELP {name}_total {help}");
-            }
-            out.push(format!("# TYPE {name}_total counter"));
-            continue;
-        }
-        out.push(line.to_owned());
-    }
-    let mut s = out.join("\n");
-    s.push('\n');
-    s
-}
-
 #[cfg(test)]
 mod tests {
+    use linkmeter_runtime::metrics_http::encode_text;
+
     use super::*;
 
     fn round(peer: &str, rtts_us: &[Option<u64>]) -> PeerSamples {
@@ -578,16 +538,6 @@ mod tests {
                 .collect(),
             error: None,
         }
-    }
-
-    #[test]
-    fn counters_are_renamed_for_the_text_format() {
-        let om = "# HELP x Things.\n# TYPE x counter\nx_total 3\n# HELP g G.\n# TYPE g gauge\ng 1\n# EOF\n";
-        let t = openmetrics_to_text(om);
-        assert_eq!(
-            t,
-            "# HELP x_total Things.\n# TYPE x_total counter\nx_total 3\n# HELP g G.\n# TYPE g gauge\ng 1\n"
-        );
     }
 
     #[test]

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use linkmeter_aggregator::api::NodeTopologyStatus;
+use linkmeter_runtime::metrics_http;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -262,7 +263,7 @@ pub async fn run(
         let sh = shared.clone();
         let token = shutdown.clone();
         tasks.spawn(async move {
-            if let Err(e) = http::serve(listener, sh, token).await {
+            if let Err(e) = metrics_http::serve(listener, http::router(sh), token).await {
                 tracing::error!(error = %e, "HTTP server stopped");
             }
         });

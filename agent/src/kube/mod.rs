@@ -7,19 +7,18 @@
 //!   says so.
 //! - [`health`]: one view of "is the API server reachable", shared by both, so an
 //!   outage is logged once (not once per request) and exported as a gauge.
-//! - [`client`]: building the client from `--kubeconfig` or the in-cluster config.
+//! - The client itself comes from `linkmeter_runtime::kube_client` (`--kubeconfig`, or
+//!   the in-cluster config), shared with the aggregator.
 //!
 //! Nothing here stops measuring: when the API server is away the agent keeps probing
 //! and serving /metrics, and the publisher keeps only the latest status in memory.
 
 pub mod backoff;
-pub mod client;
 pub mod discovery;
 pub mod health;
 pub mod publisher;
 pub mod writer;
 
-pub use client::{ClientError, connect};
 pub use discovery::KubePeers;
 pub use health::ApiHealth;
 

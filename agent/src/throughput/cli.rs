@@ -236,7 +236,7 @@ pub async fn run_serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Err(e) => return Err(e.into()),
     };
     let shutdown = CancellationToken::new();
-    crate::shutdown::cancel_on_signals(shutdown.clone())?;
+    linkmeter_runtime::shutdown::cancel_on_signals(shutdown.clone())?;
     server.run(shutdown).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,15 +1,9 @@
-//! Exit statuses (sysexits(3)) and the one-line failure every command returns.
+//! The one-line failure every command returns, with its exit status (sysexits(3),
+//! the numbers both binaries share).
 
 use std::process::ExitCode;
 
-/// The job could not be done (e.g. the cluster cannot be reached).
-pub const FAILURE: u8 = 1;
-/// Bad command line (`EX_USAGE`).
-pub const USAGE: u8 = 64;
-/// The input data is malformed (`EX_DATAERR`).
-pub const DATA: u8 = 65;
-/// An input file cannot be opened or read (`EX_NOINPUT`).
-pub const NO_INPUT: u8 = 66;
+pub use linkmeter_runtime::exit::{DATA, FAILURE, NO_INPUT, USAGE};
 
 /// Why a command stopped: the exit status and one line for a person.
 #[derive(Debug, Clone, PartialEq, Eq)]

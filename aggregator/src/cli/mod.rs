@@ -20,6 +20,7 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use linkmeter_runtime::usage;
 
 use exit::Failure;
 
@@ -80,26 +81,7 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
 /// Help and version go to stdout with status 0; a bare command prints its help on
 /// stderr with 64; any other parse error is one line and 64.
 fn usage_error(e: &clap::Error) -> ExitCode {
-    use clap::error::ErrorKind;
-    match e.kind() {
-        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
-            let _ = e.print();
-            ExitCode::SUCCESS
-        }
-        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            let _ = e.print();
-            ExitCode::from(exit::USAGE)
-        }
-        _ => Failure::usage(format!("{} (see --help)", first_line(e))).report(),
-    }
-}
-
-/// The first line of clap's message, without its `error: ` prefix.
-fn first_line(e: &clap::Error) -> String {
-    let rendered = e.render().to_string();
-    let line = rendered
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("invalid arguments");
-    line.trim_start_matches("error: ").to_owned()
+    usage::help_or_version(e).unwrap_or_else(|| {
+        Failure::usage(format!("{} (see --help)", usage::first_line(e))).report()
+    })
 }

@@ -9,9 +9,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::api::{AGGREGATOR_FIELD_MANAGER, CLUSTER_TOPOLOGY_NAME, DEFAULT_WEIGHTS_NAME};
+use linkmeter_runtime::logging::LogFormat;
 
-use super::logging::LogFormat;
+use crate::api::{AGGREGATOR_FIELD_MANAGER, CLUSTER_TOPOLOGY_NAME, DEFAULT_WEIGHTS_NAME};
 
 /// Options of `linkmeter-aggregator run`.
 #[derive(clap::Args, Clone, Debug)]

@@ -6,18 +6,19 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+use linkmeter_runtime::metrics_http::{self, Compression, Gzip};
 
-use super::gzip::gzip;
-use super::metrics::{encode_openmetrics, encode_text};
 use super::shared::Shared;
 
-const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-const TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// `/metrics` is gzipped at flate2's fastest level when the scraper accepts it, and
+/// every reply says `Vary: accept-encoding`.
+const METRICS_GZIP: Gzip = Gzip::WhenAccepted {
+    level: Compression::fast(),
+    vary: true,
+};
 
 /// The routes over the shared state.
 pub fn router(shared: Arc<Shared>) -> Router {
@@ -27,17 +28,6 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/readyz", get(readyz))
         .route("/", get(index))
         .with_state(shared)
-}
-
-/// Serves until `shutdown` is cancelled.
-pub async fn serve(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    axum::serve(listener, router(shared))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
 }
 
 async fn index() -> &'static str {
@@ -58,71 +48,17 @@ async fn readyz(State(s): State<Arc<Shared>>) -> Response {
 async fn metrics(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     s.metrics
         .cached(s.topologies.len(), s.topologies.malformed_len());
-    let header_has = |name: header::HeaderName, f: fn(&str) -> bool| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(f)
-    };
-    let openmetrics = header_has(header::ACCEPT, |a| {
-        a.contains("application/openmetrics-text")
-    });
-    let encoded = if openmetrics {
-        encode_openmetrics(s.metrics.registry()).map(|b| (OPENMETRICS, b))
-    } else {
-        encode_text(s.metrics.registry()).map(|b| (TEXT, b))
-    };
-    let Ok((content_type, body)) = encoded else {
-        return (StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics\n").into_response();
-    };
-    let content_type = HeaderValue::from_static(content_type);
-    if header_has(header::ACCEPT_ENCODING, accepts_gzip) {
-        return (
-            [
-                (header::CONTENT_TYPE, content_type),
-                (header::CONTENT_ENCODING, HeaderValue::from_static("gzip")),
-                (header::VARY, HeaderValue::from_static("accept-encoding")),
-            ],
-            gzip(body.as_bytes()),
-        )
-            .into_response();
-    }
-    (
-        [
-            (header::CONTENT_TYPE, content_type),
-            (header::VARY, HeaderValue::from_static("accept-encoding")),
-        ],
-        body,
-    )
-        .into_response()
-}
-
-/// True when an `Accept-Encoding` value allows gzip (and does not give it q=0).
-fn accepts_gzip(v: &str) -> bool {
-    v.split(',').any(|part| {
-        let mut it = part.split(';').map(str::trim);
-        let coding = it.next().unwrap_or_default();
-        let refused = it.any(|p| {
-            p.strip_prefix("q=")
-                .is_some_and(|q| q.trim().parse::<f32>().is_ok_and(|q| q == 0.0))
-        });
-        (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
-    })
+    metrics_http::metrics_response(s.metrics.registry(), &headers, METRICS_GZIP)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use axum::http::{HeaderValue, header};
+    use linkmeter_runtime::metrics_http::{OPENMETRICS, TEXT, serve};
+    use tokio::net::TcpListener;
+    use tokio_util::sync::CancellationToken;
 
-    #[test]
-    fn accept_encoding() {
-        assert!(accepts_gzip("gzip"));
-        assert!(accepts_gzip("deflate, GZIP;q=0.5"));
-        assert!(accepts_gzip("*"));
-        assert!(!accepts_gzip("gzip;q=0"));
-        assert!(!accepts_gzip("br, deflate"));
-        assert!(!accepts_gzip(""));
-    }
+    use super::*;
 
     async fn get(
         shared: Arc<Shared>,
@@ -133,7 +69,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let stop = CancellationToken::new();
-        let server = tokio::spawn(serve(listener, shared, stop.clone()));
+        let server = tokio::spawn(serve(listener, router(shared), stop.clone()));
         let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
         let mut req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
         for (k, v) in headers {

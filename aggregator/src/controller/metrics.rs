@@ -239,48 +239,10 @@ impl Metrics {
     }
 }
 
-/// OpenMetrics text.
-pub fn encode_openmetrics(registry: &Registry) -> Result<String, std::fmt::Error> {
-    let mut out = String::new();
-    prometheus_client::encoding::text::encode(&mut out, registry)?;
-    Ok(out)
-}
-
-/// The classic Prometheus text format (0.0.4): OpenMetrics less `# EOF` and `# UNIT`,
-/// with counter families named as their `_total` samples.
-pub fn encode_text(registry: &Registry) -> Result<String, std::fmt::Error> {
-    Ok(openmetrics_to_text(&encode_openmetrics(registry)?))
-}
-
-fn openmetrics_to_text(om: &str) -> String {
-    let mut lines: Vec<String> = Vec::new();
-    for line in om.lines() {
-        if line == "# EOF" || line.starts_with("# UNIT ") {
-            continue;
-        }
-        if let Some(name) = line
-            .strip_prefix("# TYPE ")
-            .and_then(|rest| rest.strip_suffix(" counter"))
-        {
-            // The HELP line just before names the family too.
-            let help = format!("# HELP {name} ");
-            if let Some(prev) = lines.last_mut()
-                && let Some(text) = prev.strip_prefix(&help)
-            {
-                *prev = format!("# HELP {name}_total {text}");
-            }
-            lines.push(format!("# TYPE {name}_total counter"));
-            continue;
-        }
-        lines.push(line.to_owned());
-    }
-    let mut text = lines.join("\n");
-    text.push('\n');
-    text
-}
-
 #[cfg(test)]
 mod tests {
+    use linkmeter_runtime::metrics_http::encode_text;
+
     use super::*;
     use crate::api::{ModelQuality, SkippedCount};
 

@@ -11,14 +11,11 @@
 //! process cannot run (the port is taken, the HTTP server fails).
 
 mod args;
-mod client;
 mod control_loop;
 #[cfg(test)]
 mod fake_writer;
-mod gzip;
 mod http;
 mod leader;
-mod logging;
 mod metrics;
 mod objects;
 mod pacer;
@@ -32,10 +29,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use linkmeter_runtime::exit::{FAILURE, USAGE};
+use linkmeter_runtime::kube_client;
+use linkmeter_runtime::logging::{self, Colour};
 use tokio_util::sync::CancellationToken;
 
 pub use args::RunArgs;
-pub use logging::LogFormat;
+pub use linkmeter_runtime::logging::LogFormat;
 
 use args::Settings;
 use control_loop::{ControlLoop, LoopConfig};
@@ -43,10 +43,6 @@ use publish::Publisher;
 use shared::Shared;
 use writer::KubeWriter;
 
-/// Bad usage or configuration (sysexits `EX_USAGE`).
-const EXIT_USAGE: u8 = 64;
-/// The process could not do its job.
-const EXIT_FAILURE: u8 = 1;
 /// How long shutdown waits for open HTTP connections.
 const HTTP_DRAIN: Duration = Duration::from_secs(2);
 
@@ -54,10 +50,12 @@ const HTTP_DRAIN: Duration = Duration::from_secs(2);
 pub fn run(args: RunArgs) -> ExitCode {
     let settings = match Settings::from_args(&args) {
         Ok(s) => s,
-        Err(msg) => return fail(EXIT_USAGE, &msg),
+        Err(msg) => return fail(USAGE, &msg),
     };
-    if let Err(msg) = logging::init(settings.log_format, &settings.log_level) {
-        return fail(EXIT_USAGE, &msg);
+    // kube's client builder logs every new connection at info.
+    let filter = logging::quiet_kube_client(settings.log_level.trim());
+    if let Err(e) = logging::init(settings.log_format, &filter, Colour::WhenTerminal) {
+        return fail(USAGE, &format!("--log-level {:?}: {e}", settings.log_level));
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -66,10 +64,7 @@ pub fn run(args: RunArgs) -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            return fail(
-                EXIT_FAILURE,
-                &format!("cannot start the async runtime: {e}"),
-            );
+            return fail(FAILURE, &format!("cannot start the async runtime: {e}"));
         }
     };
     let code = runtime.block_on(serve(settings));
@@ -85,24 +80,24 @@ fn fail(code: u8, msg: &str) -> ExitCode {
 }
 
 async fn serve(settings: Settings) -> u8 {
-    let client = match client::connect(settings.kubeconfig.as_deref()).await {
+    let client = match kube_client::connect(settings.kubeconfig.as_deref()).await {
         Ok(c) => c,
-        Err(msg) => {
-            eprintln!("linkmeter-aggregator: {msg}");
-            return EXIT_USAGE;
+        Err(e) => {
+            eprintln!("linkmeter-aggregator: {e}");
+            return USAGE;
         }
     };
     let listener = match tokio::net::TcpListener::bind(settings.listen).await {
         Ok(l) => l,
         Err(e) => {
             eprintln!("linkmeter-aggregator: --listen {}: {e}", settings.listen);
-            return EXIT_FAILURE;
+            return FAILURE;
         }
     };
     let shutdown = CancellationToken::new();
-    if let Err(e) = cancel_on_signals(shutdown.clone()) {
+    if let Err(e) = linkmeter_runtime::shutdown::cancel_on_signals(shutdown.clone()) {
         eprintln!("linkmeter-aggregator: cannot install signal handlers: {e}");
-        return EXIT_FAILURE;
+        return FAILURE;
     }
     let identity = settings
         .election
@@ -118,7 +113,11 @@ async fn serve(settings: Settings) -> u8 {
     // HTTP stops on its own token, after the loop and the Lease release, so that
     // `/healthz` answers until the process is really going.
     let http_stop = CancellationToken::new();
-    let mut http = tokio::spawn(http::serve(listener, shared.clone(), http_stop.clone()));
+    let mut http = tokio::spawn(linkmeter_runtime::metrics_http::serve(
+        listener,
+        http::router(shared.clone()),
+        http_stop.clone(),
+    ));
 
     // With election off the sender must live as long as the loop reads it.
     let (_always, leader_rx, election) = match settings.election.clone() {
@@ -156,7 +155,7 @@ async fn serve(settings: Settings) -> u8 {
             };
             tracing::error!(error = %why, "the HTTP server failed; shutting down");
             shutdown.cancel();
-            code = EXIT_FAILURE;
+            code = FAILURE;
         }
     }
     // Writes have stopped; give the Lease back so the other replica takes over now.
@@ -201,21 +200,6 @@ fn log_startup(s: &Settings, identity: &str) {
     );
 }
 
-/// Cancels `token` on the first SIGTERM (what the kubelet sends) or SIGINT.
-fn cancel_on_signals(token: CancellationToken) -> std::io::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM received; shutting down"),
-            _ = int.recv() => tracing::info!("SIGINT received; shutting down"),
-        }
-        token.cancel();
-    });
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,10 +216,10 @@ mod tests {
         let args = Cli::try_parse_from(["run", "--interval", "0s"])
             .expect("parses")
             .run;
-        assert_eq!(run(args), ExitCode::from(EXIT_USAGE));
+        assert_eq!(run(args), ExitCode::from(USAGE));
         let args = Cli::try_parse_from(["run", "--lease-duration", "1s"])
             .expect("parses")
             .run;
-        assert_eq!(run(args), ExitCode::from(EXIT_USAGE));
+        assert_eq!(run(args), ExitCode::from(USAGE));
     }
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config, Resource};
+use kube::{Client, Resource};
+use linkmeter_runtime::kube_client::{self, ClientError};
 
 use crate::api::NodeTopology;
 use crate::cli::exit::Failure;
@@ -46,30 +46,18 @@ async fn read_async(kubeconfig: Option<&Path>) -> Result<Inputs, Failure> {
 }
 
 /// A client from `--kubeconfig`, else the in-cluster config, else `kube::Config::infer`
-/// (`$KUBECONFIG`, `~/.kube/config`).
+/// (`$KUBECONFIG`, `~/.kube/config`). Unlike `run`, a failure here is a runtime one
+/// (exit 1), and without any configuration the files are the other way in.
 async fn connect(kubeconfig: Option<&Path>) -> Result<Client, Failure> {
-    let config = match kubeconfig {
-        Some(path) => {
-            let fail = |e: &dyn std::fmt::Display| {
-                Failure::runtime(format!("--kubeconfig {}: {e}", path.display()))
-            };
-            let file = Kubeconfig::read_from(path).map_err(|e| fail(&e))?;
-            Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
-                .await
-                .map_err(|e| fail(&e))?
-        }
-        None => match Config::incluster() {
-            Ok(c) => c,
-            Err(incluster) => Config::infer().await.map_err(|infer| {
-                Failure::runtime(format!(
-                    "no Kubernetes configuration: not in a pod ({incluster}) and no \
-                     kubeconfig ({infer}); pass --kubeconfig or --nodetopologies FILE"
-                ))
-            })?,
-        },
-    };
-    Client::try_from(config)
-        .map_err(|e| Failure::runtime(format!("cannot build a Kubernetes client: {e}")))
+    kube_client::connect(kubeconfig).await.map_err(|e| {
+        Failure::runtime(match e {
+            ClientError::Infer { incluster, infer } => format!(
+                "no Kubernetes configuration: not in a pod ({incluster}) and no \
+                 kubeconfig ({infer}); pass --kubeconfig or --nodetopologies FILE"
+            ),
+            other => other.to_string(),
+        })
+    })
 }
 
 /// Every object of `T`'s kind, page by page, each read on its own.

@@ -18,3 +18,22 @@ pub fn cancel_on_signals(token: CancellationToken) -> std::io::Result<()> {
     });
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::cancel_on_signals;
+
+    #[tokio::test]
+    async fn sigint_cancels_the_token() {
+        let token = tokio_util::sync::CancellationToken::new();
+        cancel_on_signals(token.clone()).expect("handlers install");
+        // SAFETY: raise(3) only sends this process a signal; the handler installed
+        // above owns SIGINT now, so it no longer ends the test binary.
+        assert_eq!(unsafe { libc::raise(libc::SIGINT) }, 0);
+        tokio::time::timeout(Duration::from_secs(5), token.cancelled())
+            .await
+            .expect("cancelled by SIGINT");
+    }
+}
