@@ -92,9 +92,11 @@ pub struct NodeSummary {
     /// absent (normal) otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub class: Option<String>,
-    /// `observedAt` of its NodeTopology; absent when it has none.
+    /// Age of its NodeTopology's `observedAt` at `calculatedAt`, whole seconds; absent
+    /// when it has none. (An age rather than a timestamp: 19 bytes a node less, which at
+    /// 5,000 nodes is what keeps the object under 1 MiB.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_at: Option<String>,
+    pub age_seconds: Option<u64>,
     /// True when its NodeTopology is older than `--stale-after`, or missing.
     #[serde(default, skip_serializing_if = "is_false")]
     pub stale: bool,

@@ -29,7 +29,12 @@ const SLOW_FACTOR: u64 = 4;
 const MIN_MEASURED_FOR_CLASS: usize = 3;
 
 /// Summaries grouped by (region, zone), both sorted; nodes inside sorted by name.
-pub(crate) fn summarise(checked: &Checked, table: &PairTable, model: &Model) -> Vec<ZoneNodes> {
+pub(crate) fn summarise(
+    checked: &Checked,
+    table: &PairTable,
+    model: &Model,
+    now: jiff::Timestamp,
+) -> Vec<ZoneNodes> {
     let n = checked.nodes.len();
     let (mut tx, mut rx) = (vec![None::<u64>; n], vec![None::<u64>; n]);
     for ((a, b), pair) in table.iter() {
@@ -68,7 +73,10 @@ pub(crate) fn summarise(checked: &Checked, table: &PairTable, model: &Model) -> 
             .push(NodeSummary {
                 name: node.name.clone(),
                 class: class.map(str::to_owned),
-                observed_at: node.observed_at.clone(),
+                // A report from the future (clock skew) is 0 s old.
+                age_seconds: node
+                    .observed
+                    .map(|t| u64::try_from(now.as_second() - t.as_second()).unwrap_or(0)),
                 stale: node.stale,
                 coordinate_us: coord
                     .map(|c| c.position.iter().map(|v| v.round() as i64).collect())

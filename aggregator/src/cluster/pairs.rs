@@ -163,7 +163,7 @@ mod tests {
             name: name.to_owned(),
             zone: String::new(),
             region: String::new(),
-            observed_at: None,
+            observed: None,
             stale: false,
             gpus: 0,
             nic_speed_mbps: None,

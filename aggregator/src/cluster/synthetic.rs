@@ -18,7 +18,15 @@ pub fn cluster(
     now: jiff::Timestamp,
 ) -> (Vec<NodeInfo>, Vec<NodeTopology>) {
     let topo = internet_like(n, peers, seed);
-    let name = |i: usize| format!("node-{i:05}");
+    // Names as long as a cloud provider's (41 bytes): the object's size depends on them.
+    let name = |i: usize| {
+        format!(
+            "ip-10-{}-{}-{}.eu-west-1.compute.internal",
+            i / 65536,
+            (i / 256) % 256,
+            i % 256
+        )
+    };
     let zones = zones.max(1);
     let infos: Vec<NodeInfo> = (0..n)
         .map(|i| NodeInfo {

@@ -176,7 +176,7 @@ pub fn compute(nodes: Option<&[NodeInfo]>, topologies: &[NodeTopology], opts: &O
         p90_error_permille: quality.map(|(_, p)| permille(p)),
     };
 
-    let summaries = nodes::summarise(&checked, &table, &model);
+    let summaries = nodes::summarise(&checked, &table, &model, opts.now);
     let skipped_counts = checked.skipped.to_counts();
     let zone_pairs = groups::fold(&checked, &table, &model, groups::Level::Zone, &opts.cost);
     let region_pairs = groups::fold(&checked, &table, &model, groups::Level::Region, &opts.cost);

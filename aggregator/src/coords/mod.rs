@@ -55,7 +55,7 @@ impl Default for FitConfig {
             // far pairs of a LAN-heavy cluster converge (see `spread_tests`).
             learning_rate: 0.1,
             clip: 0.5,
-            pair_step_budget: 60_000_000,
+            pair_step_budget: 45_000_000,
         }
     }
 }
