@@ -6,7 +6,9 @@
 mod support;
 
 use serde_json::Value;
-use support::{NOW, blank_millis, compute_fixture, fixture, run};
+use support::{
+    NOW, assert_one_error_line, blank_millis, compute_fixture, fixture, input_args, run,
+};
 
 fn parsed(stdout: &str) -> Value {
     serde_json::from_str(stdout).expect("compute prints JSON")
@@ -227,46 +229,13 @@ fn usage_errors_are_one_line_and_64() {
         vec!["compute", "--bogus"],
         vec!["frobnicate"],
         vec!["compute", "--nodes", &nodes],
-        vec![
-            "compute",
-            "--nodetopologies",
-            &topologies,
-            "--nodes",
-            &nodes,
-            "--now",
-            "noon",
-        ],
-        vec![
-            "compute",
-            "--nodetopologies",
-            &topologies,
-            "--nodes",
-            &nodes,
-            "-o",
-            "xml",
-        ],
-        vec![
-            "compute",
-            "--nodetopologies",
-            &topologies,
-            "--nodes",
-            &nodes,
-            "--stale-after",
-            "0s",
-        ],
+        input_args("compute", &topologies, &nodes, &["--now", "noon"]),
+        input_args("compute", &topologies, &nodes, &["-o", "xml"]),
+        input_args("compute", &topologies, &nodes, &["--stale-after", "0s"]),
         vec!["compute", "--nodetopologies", "-", "--nodes", "-"],
         vec!["predict", "--nodetopologies", &topologies, "--from", "a1"],
     ];
     for args in cases {
-        let r = run(&args);
-        assert_eq!(r.code, 64, "{args:?}: {}", r.stderr);
-        let lines = r.stderr_lines();
-        assert_eq!(lines.len(), 1, "{args:?}: {}", r.stderr);
-        assert!(
-            lines[0].starts_with("linkmeter-aggregator: "),
-            "{}",
-            lines[0]
-        );
-        assert!(r.stdout.is_empty(), "{args:?}");
+        assert_one_error_line(&run(&args), 64, &format!("{args:?}"));
     }
 }

@@ -8,18 +8,12 @@ mod support;
 use std::path::Path;
 
 use serde_json::{Value, json};
-use support::{NOW, blank_millis, fixture, run, run_with_stdin};
+use support::{
+    NOW, assert_one_error_line, blank_millis, fixture, input_args, run, run_at_now, run_with_stdin,
+};
 
 fn compute(topologies: &str, nodes: &str) -> support::Run {
-    run(&[
-        "compute",
-        "--nodetopologies",
-        topologies,
-        "--nodes",
-        nodes,
-        "--now",
-        NOW,
-    ])
+    run_at_now("compute", topologies, nodes, &[])
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> String {
@@ -29,16 +23,8 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
 }
 
 fn assert_one_line(r: &support::Run, code: i32, names: &str) {
-    assert_eq!(r.code, code, "stderr: {}", r.stderr);
-    let lines = r.stderr_lines();
-    assert_eq!(lines.len(), 1, "exactly one line: {}", r.stderr);
-    assert!(
-        lines[0].starts_with("linkmeter-aggregator: "),
-        "{}",
-        lines[0]
-    );
-    assert!(lines[0].contains(names), "{} names {names}", lines[0]);
-    assert!(r.stdout.is_empty(), "{}", r.stdout);
+    let line = assert_one_error_line(r, code, names);
+    assert!(line.contains(names), "{line} names {names}");
 }
 
 #[test]
@@ -115,14 +101,7 @@ fn oversized_file_is_65() {
 
 #[test]
 fn unknown_flag_is_64() {
-    let r = run(&[
-        "compute",
-        "--nodetopologies",
-        "x",
-        "--nodes",
-        "y",
-        "--frobnicate",
-    ]);
+    let r = run(&input_args("compute", "x", "y", &["--frobnicate"]));
     assert_one_line(&r, 64, "--frobnicate");
 }
 
@@ -137,15 +116,7 @@ fn stdin_and_yaml_read_like_json_files() {
     let yaml = serde_norway::to_string(&value).expect("YAML");
     let nodes = fixture("nodes.json");
     let r = run_with_stdin(
-        &[
-            "compute",
-            "--nodetopologies",
-            "-",
-            "--nodes",
-            &nodes,
-            "--now",
-            NOW,
-        ],
+        &input_args("compute", "-", &nodes, &["--now", NOW]),
         Some(yaml.as_bytes()),
     );
     assert_eq!(r.code, 0, "{}", r.stderr);

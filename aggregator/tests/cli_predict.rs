@@ -6,22 +6,10 @@
 mod support;
 
 use serde_json::Value;
-use support::{NOW, fixture, run};
+use support::{NOW, run};
 
 fn predict(extra: &[&str]) -> support::Run {
-    let topologies = fixture("nodetopologies.json");
-    let nodes = fixture("nodes.json");
-    let mut args = vec![
-        "predict",
-        "--nodetopologies",
-        &topologies,
-        "--nodes",
-        &nodes,
-        "--now",
-        NOW,
-    ];
-    args.extend_from_slice(extra);
-    run(&args)
+    support::run_fixture("predict", extra)
 }
 
 fn lines(stdout: &str) -> Vec<Value> {
@@ -143,30 +131,23 @@ fn pair_without_any_figure_is_exit_1() {
     });
     std::fs::write(&path, list.to_string()).expect("written");
     let path = path.display().to_string();
-    let r = run(&[
-        "predict",
-        "--nodetopologies",
-        &path,
-        "--now",
-        NOW,
-        "--from",
-        "x",
-        "--to",
-        "lonely",
-    ]);
+    let pair = |to: &str| {
+        run(&[
+            "predict",
+            "--nodetopologies",
+            &path,
+            "--now",
+            NOW,
+            "--from",
+            "x",
+            "--to",
+            to,
+        ])
+    };
+    let r = pair("lonely");
     assert_eq!(r.code, 1, "stdout: {} stderr: {}", r.stdout, r.stderr);
     assert_eq!(r.stderr_lines().len(), 1, "{}", r.stderr);
-    let r = run(&[
-        "predict",
-        "--nodetopologies",
-        &path,
-        "--now",
-        NOW,
-        "--from",
-        "x",
-        "--to",
-        "y",
-    ]);
+    let r = pair("y");
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(
         r.stdout.trim(),

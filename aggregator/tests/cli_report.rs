@@ -5,22 +5,10 @@
 mod support;
 
 use serde_json::Value;
-use support::{NOW, fixture, run};
+use support::{NOW, run, run_at_now};
 
 fn report(extra: &[&str]) -> support::Run {
-    let topologies = fixture("nodetopologies.json");
-    let nodes = fixture("nodes.json");
-    let mut args = vec![
-        "report",
-        "--nodetopologies",
-        &topologies,
-        "--nodes",
-        &nodes,
-        "--now",
-        NOW,
-    ];
-    args.extend_from_slice(extra);
-    run(&args)
+    support::run_fixture("report", extra)
 }
 
 #[test]
@@ -135,15 +123,7 @@ fn text_report_stays_readable_at_5000_nodes() {
     };
     let topologies = write("nt.json", topologies);
     let nodes = write("nodes.json", nodes);
-    let r = run(&[
-        "report",
-        "--nodetopologies",
-        &topologies,
-        "--nodes",
-        &nodes,
-        "--now",
-        NOW,
-    ]);
+    let r = run_at_now("report", &topologies, &nodes, &[]);
     assert_eq!(r.code, 0, "stderr: {}", r.stderr);
     let lines: Vec<&str> = r.stdout.lines().collect();
     let widest = lines.iter().map(|l| l.chars().count()).max().unwrap_or(0);

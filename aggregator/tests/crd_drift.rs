@@ -5,6 +5,10 @@
 
 use std::path::PathBuf;
 
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, CustomResourceDefinitionVersion,
+};
+
 fn assert_committed(relative: &str, generated: &str, command: &str) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("..")
@@ -15,6 +19,23 @@ fn assert_committed(relative: &str, generated: &str, command: &str) {
         committed == generated,
         "{relative} is out of date: run `{command} > {relative}`"
     );
+}
+
+/// linkmeter's own CRD of `kind`.
+fn linkmeter_crd(kind: &str) -> CustomResourceDefinition {
+    linkmeter_aggregator::api::all_crds()
+        .into_iter()
+        .find(|c| c.spec.names.kind == kind)
+        .unwrap_or_else(|| panic!("{kind} CRD"))
+}
+
+/// Whether `version` has the status subresource.
+fn has_status(version: &CustomResourceDefinitionVersion) -> bool {
+    version
+        .subresources
+        .as_ref()
+        .and_then(|s| s.status.as_ref())
+        .is_some()
 }
 
 #[test]
@@ -35,19 +56,9 @@ fn committed_crds_match_the_generated_ones() {
 
 #[test]
 fn cluster_topology_crd_is_cluster_scoped_with_status() {
-    let crds = linkmeter_aggregator::api::all_crds();
-    let crd = crds
-        .iter()
-        .find(|c| c.spec.names.kind == "ClusterTopology")
-        .expect("ClusterTopology CRD");
+    let crd = linkmeter_crd("ClusterTopology");
     assert_eq!(crd.spec.scope, "Cluster");
-    assert!(
-        crd.spec.versions[0]
-            .subresources
-            .as_ref()
-            .and_then(|s| s.status.as_ref())
-            .is_some()
-    );
+    assert!(has_status(&crd.spec.versions[0]));
 }
 
 /// The fields scheduler-plugins' v1.0.1-alpha NetworkTopology CRD declares, and only
@@ -110,22 +121,12 @@ fn diktyo_crd_has_the_upstream_shape() {
 
 #[test]
 fn node_topology_crd_is_cluster_scoped_with_status_and_columns() {
-    let crds = linkmeter_aggregator::api::all_crds();
-    let crd = crds
-        .iter()
-        .find(|c| c.spec.names.kind == "NodeTopology")
-        .expect("NodeTopology CRD");
+    let crd = linkmeter_crd("NodeTopology");
     assert_eq!(crd.spec.group, "linkmeter.dev");
     assert_eq!(crd.spec.scope, "Cluster");
     let v = &crd.spec.versions[0];
     assert_eq!(v.name, "v1alpha1");
-    assert!(
-        v.subresources
-            .as_ref()
-            .and_then(|s| s.status.as_ref())
-            .is_some(),
-        "status subresource"
-    );
+    assert!(has_status(v), "status subresource");
     let cols: Vec<&str> = v
         .additional_printer_columns
         .iter()

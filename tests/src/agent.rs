@@ -1,10 +1,16 @@
-//! Driving `linkmeter-agent run` processes from tests: ports, scrapes, sample lookup.
+//! Driving `linkmeter-agent run` processes from tests: ports, scrapes, sample lookup,
+//! and lab agents against the Kubernetes test environment (their Nodes, their command).
 
-use std::net::TcpListener;
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use linkmeter_aggregator::api::{REGION_LABEL, ZONE_LABEL};
+
+use crate::kube_env::{self, KubeEnv};
+use crate::lab::{Lab, Node};
 
 /// A port that was free a moment ago on 127.0.0.1 (the OS picked it).
 pub fn free_port() -> Result<u16> {
@@ -50,12 +56,12 @@ pub fn lab_report(
     serde_json::from_str(&http_get(Some(node.netns()), &url, None).ok()?).ok()
 }
 
-/// The value of the sample `name{labels…}` in a Prometheus text scrape, matching the
-/// given labels (others may be present).
-pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+/// The values of every sample `name{labels…}` in a Prometheus text scrape whose labels
+/// include all of `labels` (others may be present), in scrape order.
+pub fn samples(text: &str, name: &str, labels: &[(&str, &str)]) -> impl Iterator<Item = f64> {
     text.lines()
         .filter(|l| !l.starts_with('#'))
-        .find_map(|line| {
+        .filter_map(move |line| {
             let (series, value) = line.rsplit_once(' ')?;
             let (metric, rest) = match series.split_once('{') {
                 Some((m, r)) => (m, r.trim_end_matches('}')),
@@ -69,6 +75,12 @@ pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
                 .all(|(k, v)| rest.split(',').any(|kv| kv == format!("{k}=\"{v}\"")));
             if all { value.parse().ok() } else { None }
         })
+}
+
+/// The value of the sample `name{labels…}` in a Prometheus text scrape, matching the
+/// given labels (others may be present).
+pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    samples(text, name, labels).next()
 }
 
 /// Polls `f` every `every` until it returns `Some` or `timeout` passes.
@@ -153,6 +165,70 @@ impl Drop for AgentProcess {
             let _ = self.child.wait();
         }
     }
+}
+
+/// The Kubernetes test environment with its API server on `addr` (a lab-only address the
+/// lab's nodes reach), or `None`, after a skip line, when `LINKMETER_SKIP_KUBE=1`.
+pub fn start_kube_at(addr: Ipv4Addr) -> Result<Option<KubeEnv>> {
+    if std::env::var(kube_env::SKIP_ENV).is_ok_and(|v| v == "1") {
+        println!("SKIPPED: Kubernetes test ({}=1)", kube_env::SKIP_ENV);
+        return Ok(None);
+    }
+    KubeEnv::start_bound(Some(addr)).map(Some)
+}
+
+/// Creates Node `name` as a kubelet would register a lab node: InternalIP `addr` (where
+/// the agents probe it), its hostname, and the zone and region labels. No kubelet runs
+/// here, so the Node takes its status on create.
+pub fn create_node(
+    kube: &KubeEnv,
+    name: &str,
+    addr: Ipv4Addr,
+    zone: &str,
+    region: &str,
+) -> Result<()> {
+    let node = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "labels": {
+                ZONE_LABEL: zone,
+                REGION_LABEL: region,
+                "kubernetes.io/hostname": name,
+            },
+        },
+        "status": {
+            "addresses": [
+                {"type": "InternalIP", "address": addr.to_string()},
+                {"type": "Hostname", "address": name},
+            ],
+        },
+    });
+    kube.kubectl_stdin(&["create", "-f", "-"], &node.to_string())
+        .with_context(|| format!("creating Node {name}"))?;
+    Ok(())
+}
+
+/// `linkmeter-agent run --kube` on lab node `node` as the DaemonSet runs it, with the
+/// server in `kubeconfig` and test-sized intervals: ICMP every second over a 20 s window,
+/// no GPUs, publishing at most every 5 s with a 20 s heartbeat, HTTP on the node's
+/// address at [`LAB_HTTP_PORT`]. Callers add what their test varies (throughput).
+pub fn kube_agent_command(lab: &Lab, node: &Node, kubeconfig: &Path) -> Command {
+    let mut cmd = lab.command(node, crate::bins::agent());
+    cmd.args(["run", "--kube", "--node-name", node.name()])
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(["--listen", &format!("{}:{LAB_HTTP_PORT}", node.addr())])
+        .args(["--no-gpu", "--system-interval", "5s"])
+        .args(["--ping-interval", "1s", "--ping-count", "3"])
+        .args(["--ping-spacing", "50ms", "--ping-timeout", "500ms"])
+        .args(["--window", "20s"])
+        .args(["--publish-min-interval", "5s", "--publish-heartbeat", "20s"])
+        .env("LINKMETER_LOG_LEVEL", "info")
+        // The flag wins anyway; keep the test's own environment out of the agent.
+        .env_remove("KUBECONFIG");
+    cmd
 }
 
 #[cfg(test)]

@@ -9,10 +9,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
-use linkmeter_aggregator::api::{ClusterTopology, NetworkTopology, NetworkTopologySpec};
+use linkmeter_aggregator::api::{ClusterTopology, CostInfo, NetworkTopology, NetworkTopologySpec};
 use serde_json::Value;
 
-use crate::kube_env::KubeEnv;
+use crate::kube_env::{HttpResponse, KubeEnv, curl};
 
 /// Namespace of the aggregator's Deployment, ServiceAccount and Lease.
 pub const NAMESPACE: &str = "linkmeter";
@@ -100,6 +100,48 @@ pub fn admin_get(kube: &KubeEnv, path: &str) -> Result<Option<Value>> {
         404 => Ok(None),
         other => bail!("GET {path}: HTTP {other}: {}", resp.body),
     }
+}
+
+/// `method path` (under the server URL) with `token`, and with a body of the given
+/// content type when one is given.
+pub fn request(
+    kube: &KubeEnv,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<(&str, &Value)>,
+) -> Result<HttpResponse> {
+    let mut extra: Vec<String> = vec!["-X".into(), method.into()];
+    if let Some((content_type, body)) = body {
+        extra.extend([
+            "-H".into(),
+            format!("Content-Type: {content_type}"),
+            "--data".into(),
+            body.to_string(),
+        ]);
+    }
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    curl(token, &extra, &format!("{}{path}", kube.server_url()))
+}
+
+/// [`request`] with `token`, which must be refused: HTTP 403 naming `user`.
+pub fn expect_denied(
+    kube: &KubeEnv,
+    token: &str,
+    user: &str,
+    method: &str,
+    path: &str,
+    body: Option<(&str, &Value)>,
+) -> Result<()> {
+    let resp = request(kube, token, method, path, body)?;
+    ensure!(
+        resp.status == 403 && resp.body.contains(user),
+        "{method} {path}: HTTP {}, want 403 for {user}: {}",
+        resp.status,
+        resp.body
+    );
+    println!("denied:  {method} {path}");
+    Ok(())
 }
 
 /// Path of the leader-election Lease.
@@ -209,6 +251,28 @@ pub fn costs(
     weights_name: &str,
     topology_key: &str,
 ) -> BTreeMap<(String, String), i64> {
+    cost_entries(spec, weights_name, topology_key, |c| Some(c.network_cost))
+}
+
+/// `(origin, destination) → bandwidthCapacity` for `topology_key`, where written.
+pub fn bandwidths(
+    spec: &NetworkTopologySpec,
+    weights_name: &str,
+    topology_key: &str,
+) -> BTreeMap<(String, String), String> {
+    cost_entries(spec, weights_name, topology_key, |c| {
+        c.bandwidth_capacity.clone()
+    })
+}
+
+/// `(origin, destination) → pick(entry)` over the `costList` entries of `topology_key`
+/// in the weights named `weights_name`, leaving out entries `pick` has nothing for.
+fn cost_entries<T>(
+    spec: &NetworkTopologySpec,
+    weights_name: &str,
+    topology_key: &str,
+    pick: impl Fn(&CostInfo) -> Option<T>,
+) -> BTreeMap<(String, String), T> {
     spec.weights
         .iter()
         .filter(|w| w.name == weights_name)
@@ -218,28 +282,7 @@ pub fn costs(
         .flat_map(|o| {
             o.cost_list
                 .iter()
-                .map(|c| ((o.origin.clone(), c.destination.clone()), c.network_cost))
-        })
-        .collect()
-}
-
-/// `(origin, destination) → bandwidthCapacity` for `topology_key`, where written.
-pub fn bandwidths(
-    spec: &NetworkTopologySpec,
-    weights_name: &str,
-    topology_key: &str,
-) -> BTreeMap<(String, String), String> {
-    spec.weights
-        .iter()
-        .filter(|w| w.name == weights_name)
-        .flat_map(|w| &w.topology_list)
-        .filter(|t| t.topology_key == topology_key)
-        .flat_map(|t| &t.origin_list)
-        .flat_map(|o| {
-            o.cost_list.iter().filter_map(|c| {
-                let q = c.bandwidth_capacity.clone()?;
-                Some(((o.origin.clone(), c.destination.clone()), q))
-            })
+                .filter_map(|c| Some(((o.origin.clone(), c.destination.clone()), pick(c)?)))
         })
         .collect()
 }
@@ -260,22 +303,7 @@ pub fn quantity_bps(q: &str) -> Option<u64> {
 /// Sum of every sample of `name` whose labels include all of `labels` (a counter split
 /// by other labels, e.g. by object), from a Prometheus text scrape.
 pub fn sum_samples(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            let (metric, rest) = match series.split_once('{') {
-                Some((m, r)) => (m, r.trim_end_matches('}')),
-                None => (series, ""),
-            };
-            if metric != name {
-                return None;
-            }
-            let all = labels
-                .iter()
-                .all(|(k, v)| rest.split(',').any(|kv| kv == format!("{k}=\"{v}\"")));
-            if all { value.parse::<f64>().ok() } else { None }
-        })
+    crate::agent::samples(text, name, labels)
         // From +0.0: an empty f64 sum is -0.0, which prints oddly.
         .fold(0.0, |acc, v| acc + v)
 }
@@ -286,10 +314,14 @@ mod tests {
 
     #[test]
     fn quantities_in_the_aggregator_form_parse() {
-        assert_eq!(quantity_bps("38100k"), Some(38_100_000));
-        assert_eq!(quantity_bps("12M"), Some(12_000_000));
-        assert_eq!(quantity_bps("999"), Some(999));
-        assert_eq!(quantity_bps("1.5G"), None);
+        for (q, want) in [
+            ("38100k", Some(38_100_000)),
+            ("12M", Some(12_000_000)),
+            ("999", Some(999)),
+            ("1.5G", None),
+        ] {
+            assert_eq!(quantity_bps(q), want, "{q}");
+        }
     }
 
     #[test]
@@ -303,7 +335,7 @@ mod tests {
 
     #[test]
     fn unsorted_lists_are_refused() {
-        use linkmeter_aggregator::api::{CostInfo, OriginInfo, TopologyInfo, WeightInfo};
+        use linkmeter_aggregator::api::{OriginInfo, TopologyInfo, WeightInfo};
         let cost = |d: &str| CostInfo {
             destination: d.to_owned(),
             network_cost: 1,

@@ -15,23 +15,20 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use linkmeter_aggregator::api::NodeTopologyStatus;
-use linkmeter_tests::agent::{
-    AgentProcess, LAB_HTTP_PORT, lab_metrics, lab_report, sample, wait_for,
-};
-use linkmeter_tests::bins;
-use linkmeter_tests::kube_env::{self, KubeEnv};
+use linkmeter_tests::agent::{self, AgentProcess, lab_metrics, lab_report, sample, wait_for};
+use linkmeter_tests::aggregator::manifests_dir;
+use linkmeter_tests::kube_env::KubeEnv;
 use linkmeter_tests::lab::{DelaySpec, Lab, Node, RELAY_PICKUP_US, VethSpec, rtt_tolerance_us};
 use serde_json::Value;
 
 /// Where the API server listens: a lab-only address on a device of its own.
 const API_ADDR: Ipv4Addr = Ipv4Addr::new(10, 76, 255, 1);
-const HTTP_PORT: u16 = LAB_HTTP_PORT;
 /// Publisher settings of the test agents (production: 60s / 5m).
 const MIN_INTERVAL: Duration = Duration::from_secs(5);
 const HEARTBEAT: Duration = Duration::from_secs(20);
@@ -42,10 +39,6 @@ const CHECK_PERIOD: Duration = Duration::from_secs(5);
 const DELAY_AB: u64 = 2;
 const DELAY_AC: u64 = 5;
 const DELAY_BC: u64 = 3;
-
-fn manifests_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests")
-}
 
 /// Expected RTT between two of a, b, c, in ms.
 fn expected_rtt_ms(x: &str, y: &str) -> f64 {
@@ -66,29 +59,9 @@ fn zone_of(name: &str) -> &'static str {
     }
 }
 
-/// Creates Node `name` with InternalIP `addr` and zone/region labels. Nodes take
-/// their status on create.
+/// Creates lab Node `name` with InternalIP `addr` in its zone of `region-1`.
 fn create_node(kube: &KubeEnv, name: &str, addr: Ipv4Addr) -> Result<()> {
-    let node = serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {
-            "name": name,
-            "labels": {
-                "topology.kubernetes.io/zone": zone_of(name),
-                "topology.kubernetes.io/region": "region-1",
-            },
-        },
-        "status": {
-            "addresses": [
-                {"type": "InternalIP", "address": addr.to_string()},
-                {"type": "Hostname", "address": name},
-            ],
-        },
-    });
-    kube.kubectl_stdin(&["create", "-f", "-"], &node.to_string())
-        .with_context(|| format!("creating Node {name}"))?;
-    Ok(())
+    agent::create_node(kube, name, addr, zone_of(name), "region-1")
 }
 
 fn get_json(kube: &KubeEnv, args: &[&str]) -> Result<Value> {
@@ -164,21 +137,11 @@ fn publish_counters(node: &Node) -> Option<(BTreeMap<String, f64>, f64)> {
     Some((by_reason, bytes))
 }
 
+/// [`agent::kube_agent_command`] without throughput tests or their server: these phases
+/// time ICMP and publishing only.
 fn agent_cmd(lab: &Lab, node: &Node, kubeconfig: &Path) -> Command {
-    let mut cmd = lab.command(node, bins::agent());
-    cmd.args(["run", "--kube", "--node-name", node.name()])
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(["--listen", &format!("{}:{HTTP_PORT}", node.addr())])
-        .args(["--no-gpu", "--no-throughput", "--no-serve"])
-        .args(["--system-interval", "5s"])
-        .args(["--ping-interval", "1s", "--ping-count", "3"])
-        .args(["--ping-spacing", "50ms", "--ping-timeout", "500ms"])
-        .args(["--window", "20s"])
-        .args(["--publish-min-interval", "5s", "--publish-heartbeat", "20s"])
-        .env("LINKMETER_LOG_LEVEL", "info")
-        // The flag wins anyway; keep the test's own environment out of the agent.
-        .env_remove("KUBECONFIG");
+    let mut cmd = agent::kube_agent_command(lab, node, kubeconfig);
+    cmd.args(["--no-throughput", "--no-serve"]);
     cmd
 }
 
@@ -207,14 +170,6 @@ impl Agents<'_> {
     }
 }
 
-fn start_kube() -> Result<Option<KubeEnv>> {
-    if std::env::var(kube_env::SKIP_ENV).is_ok_and(|v| v == "1") {
-        println!("SKIPPED: Kubernetes test ({}=1)", kube_env::SKIP_ENV);
-        return Ok(None);
-    }
-    KubeEnv::start_bound(Some(API_ADDR)).map(Some)
-}
-
 #[test]
 fn agents_discover_publish_and_survive_an_outage() -> Result<()> {
     let Some(lab) = Lab::new_or_skip()? else {
@@ -229,7 +184,7 @@ fn agents_discover_publish_and_survive_an_outage() -> Result<()> {
     for n in [&a, &b, &c] {
         lab.link_to_host(n, API_ADDR)?;
     }
-    let Some(kube) = start_kube()? else {
+    let Some(kube) = agent::start_kube_at(API_ADDR)? else {
         return Ok(());
     };
     let t0 = Instant::now();

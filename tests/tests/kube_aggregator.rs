@@ -31,12 +31,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use linkmeter_aggregator::api::{ClusterTopology, NetworkTopology, REGION_LABEL, ZONE_LABEL};
-use linkmeter_tests::agent::{AgentProcess, LAB_HTTP_PORT, free_port, http_get, wait_for};
+use linkmeter_tests::agent::{
+    AgentProcess, create_node, free_port, http_get, kube_agent_command, start_kube_at, wait_for,
+};
 use linkmeter_tests::aggregator::{self as agg, NT_NAME, NT_NAMESPACE};
-use linkmeter_tests::bins;
-use linkmeter_tests::kube_env::{self, KubeEnv, curl};
+use linkmeter_tests::kube_env::KubeEnv;
 use linkmeter_tests::lab::{DelaySpec, Lab, Node, VethSpec};
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// Where the API server listens: a lab-only address on a device of its own.
 const API_ADDR: Ipv4Addr = Ipv4Addr::new(10, 76, 255, 2);
@@ -107,59 +108,18 @@ fn zone_pairs_by_delay() -> Vec<(&'static str, &'static str)> {
     pairs
 }
 
-/// Creates Node `name` with InternalIP `addr` and its zone/region labels.
-fn create_node(kube: &KubeEnv, name: &str, addr: Ipv4Addr) -> Result<()> {
-    let (_, zone, region) = NODES
-        .iter()
-        .find(|(n, _, _)| *n == name)
-        .with_context(|| format!("no lab node {name}"))?;
-    let node = json!({
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {
-            "name": name,
-            "labels": {
-                ZONE_LABEL: zone,
-                REGION_LABEL: region,
-                "kubernetes.io/hostname": name,
-            },
-        },
-        "status": {
-            "addresses": [
-                {"type": "InternalIP", "address": addr.to_string()},
-                {"type": "Hostname", "address": name},
-            ],
-        },
-    });
-    kube.kubectl_stdin(&["create", "-f", "-"], &node.to_string())
-        .with_context(|| format!("creating Node {name}"))?;
-    Ok(())
-}
-
-/// The agent as the DaemonSet runs it (`run --kube`), with short intervals: ICMP every
-/// second over a 20 s window, and one throughput test (at most 3 s a direction) per
-/// peer per minute. (With a 1 s cap the server's cap ends a reverse test as the client's
+/// The agent as the DaemonSet runs it, with short intervals ([`kube_agent_command`]),
+/// and one throughput test (at most 3 s a direction) per peer per minute. (With a 1 s cap the server's cap ends a reverse test as the client's
 /// ends and the client drops it: "the server terminated the test".)
 fn agent_cmd(lab: &Lab, node: &Node, kubeconfig: &Path) -> Command {
-    let mut cmd = lab.command(node, bins::agent());
-    cmd.args(["run", "--kube", "--node-name", node.name()])
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(["--listen", &format!("{}:{LAB_HTTP_PORT}", node.addr())])
-        .args(["--no-gpu", "--system-interval", "5s"])
-        .args(["--ping-interval", "1s", "--ping-count", "3"])
-        .args(["--ping-spacing", "50ms", "--ping-timeout", "500ms"])
-        .args(["--window", "20s"])
-        .args([
-            "--throughput-period",
-            "60s",
-            "--throughput-max-duration",
-            "3s",
-        ])
-        .args(["--throughput-max-bytes", "16MiB"])
-        .args(["--publish-min-interval", "5s", "--publish-heartbeat", "20s"])
-        .env("LINKMETER_LOG_LEVEL", "info")
-        .env_remove("KUBECONFIG");
+    let mut cmd = kube_agent_command(lab, node, kubeconfig);
+    cmd.args([
+        "--throughput-period",
+        "60s",
+        "--throughput-max-duration",
+        "3s",
+    ])
+    .args(["--throughput-max-bytes", "16MiB"]);
     cmd
 }
 
@@ -361,7 +321,7 @@ fn check_cluster_topology(ct: &ClusterTopology, zone_costs: &Costs) -> Result<()
             n.name
         );
         ensure!(
-            !n.stale && n.observed_at.is_some(),
+            !n.stale && n.age_seconds.is_some(),
             "{}: stale or unobserved",
             n.name
         );
@@ -412,38 +372,20 @@ fn check_cluster_topology(ct: &ClusterTopology, zone_costs: &Costs) -> Result<()
     Ok(())
 }
 
-fn start_kube() -> Result<Option<KubeEnv>> {
-    if std::env::var(kube_env::SKIP_ENV).is_ok_and(|v| v == "1") {
-        println!("SKIPPED: Kubernetes test ({}=1)", kube_env::SKIP_ENV);
-        return Ok(None);
-    }
-    KubeEnv::start_bound(Some(API_ADDR)).map(Some)
-}
-
 /// A request body and its content type, if the request has one.
-type Body = Option<(&'static str, serde_json::Value)>;
+type Body = Option<(&'static str, Value)>;
 
-/// A request with the aggregator's token that must be refused with 403.
-fn expect_denied(kube: &KubeEnv, token: &str, method: &str, path: &str, body: Body) -> Result<()> {
-    let mut extra: Vec<String> = vec!["-X".into(), method.into()];
-    if let Some((content_type, body)) = &body {
-        extra.extend([
-            "-H".into(),
-            format!("Content-Type: {content_type}"),
-            "--data".into(),
-            body.to_string(),
-        ]);
-    }
-    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
-    let resp = curl(token, &extra, &format!("{}{path}", kube.server_url()))?;
-    ensure!(
-        resp.status == 403 && resp.body.contains(SA_USER),
-        "{method} {path} as the aggregator: HTTP {}, want 403 for {SA_USER}: {}",
-        resp.status,
-        resp.body
-    );
-    println!("denied:  {method} {path}");
-    Ok(())
+/// The NetworkTopology as `kubectl get -o yaml` prints it, for the test's output.
+fn network_topology_yaml(kube: &KubeEnv) -> Result<String> {
+    kube.kubectl_ok(&[
+        "get",
+        "networktopology",
+        NT_NAME,
+        "-n",
+        NT_NAMESPACE,
+        "-o",
+        "yaml",
+    ])
 }
 
 #[test]
@@ -470,7 +412,7 @@ fn aggregator_replicas_write_the_topologies_and_fail_over() -> Result<()> {
     for n in &nodes {
         lab.link_to_host(n, API_ADDR)?;
     }
-    let Some(kube) = start_kube()? else {
+    let Some(kube) = start_kube_at(API_ADDR)? else {
         return Ok(());
     };
     let t0 = Instant::now();
@@ -478,8 +420,8 @@ fn aggregator_replicas_write_the_topologies_and_fail_over() -> Result<()> {
     // ---- The manifests: CRDs (linkmeter's and Diktyo's), namespace, ServiceAccounts,
     // RBAC. The Deployment and DaemonSet are applied too but nothing runs them here.
     agg::apply_manifests(&kube, FIELD_MANAGER)?;
-    for n in &nodes {
-        create_node(&kube, n.name(), n.addr())?;
+    for (n, (_, zone, region)) in nodes.iter().zip(NODES) {
+        create_node(&kube, n.name(), n.addr(), zone, region)?;
     }
     let agent_token = kube.service_account_token("linkmeter", "linkmeter-agent", 3600)?;
     let agent_kubeconfig = kube.kubeconfig_for_token(&agent_token)?;
@@ -568,15 +510,7 @@ fn aggregator_replicas_write_the_topologies_and_fail_over() -> Result<()> {
     }
     println!(
         "---- NetworkTopology {NT_NAMESPACE}/{NT_NAME} ----\n{}",
-        kube.kubectl_ok(&[
-            "get",
-            "networktopology",
-            NT_NAME,
-            "-n",
-            NT_NAMESPACE,
-            "-o",
-            "yaml"
-        ])?
+        network_topology_yaml(&kube)?
     );
     println!(
         "---- ClusterTopology cluster ----\n{}",
@@ -777,7 +711,8 @@ fn aggregator_replicas_write_the_topologies_and_fail_over() -> Result<()> {
         ("DELETE", agg::lease_path(), None),
     ];
     for (method, path, body) in checks {
-        expect_denied(&kube, &agg_token, method, &path, body)?;
+        let body = body.as_ref().map(|(content_type, v)| (*content_type, v));
+        agg::expect_denied(&kube, &agg_token, SA_USER, method, &path, body)?;
     }
     // Still there after the attempts.
     for what in ["node/n1", "nodetopology/n1", "clustertopology/cluster"] {
@@ -828,15 +763,7 @@ fn aggregator_replicas_write_the_topologies_and_fail_over() -> Result<()> {
     println!("phase 5: zone bandwidthCapacity {bandwidths:?}");
     println!(
         "---- NetworkTopology after the failover ----\n{}",
-        kube.kubectl_ok(&[
-            "get",
-            "networktopology",
-            NT_NAME,
-            "-n",
-            NT_NAMESPACE,
-            "-o",
-            "yaml"
-        ])?
+        network_topology_yaml(&kube)?
     );
 
     // ---- Phase 6: SIGTERM stops the survivor cleanly.

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail, ensure};
+use linkmeter_tests::aggregator::{expect_denied, manifests_dir, request};
 use linkmeter_tests::kube_env::{self, KubeEnv, checked_output, curl};
 use serde_json::{Value, json};
 
@@ -36,10 +37,6 @@ const DIKTYO_CRD: &str = "networktopologies.networktopology.diktyo.x-k8s.io";
 /// Where the aggregator writes its NetworkTopology (the plugin's default namespace).
 const NT_NAMESPACE: &str = "default";
 const FIELD_MANAGER: &str = "linkmeter-tests";
-
-fn manifests_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests")
-}
 
 fn path_str(path: &Path) -> Result<&str> {
     path.to_str()
@@ -351,6 +348,117 @@ fn env_var<'a>(container: &'a Value, name: &str) -> Result<&'a Value> {
         .with_context(|| format!("no env var {name}"))
 }
 
+/// The ServiceAccount `name` of the linkmeter namespace as a binding's only subject.
+fn subjects(name: &str) -> Value {
+    json!([{"kind": "ServiceAccount", "name": name, "namespace": NAMESPACE}])
+}
+
+/// Checks that `binding` binds the `role_kind` `role` to ServiceAccount `name` alone.
+fn expect_binding(binding: &Value, role_kind: &str, role: &str, name: &str) -> Result<()> {
+    expect_eq(
+        binding,
+        "/roleRef",
+        json!({"apiGroup": "rbac.authorization.k8s.io", "kind": role_kind, "name": role}),
+    )?;
+    expect_eq(binding, "/subjects", subjects(name))
+}
+
+/// Checks that `role` grants exactly `rules`, each `(apiGroup, resource, verbs)`, in
+/// this order.
+fn expect_rules(role: &Value, rules: &[(&str, &str, &[&str])]) -> Result<()> {
+    let want = rules
+        .iter()
+        .map(|(group, resource, verbs)| {
+            json!({"apiGroups": [group], "resources": [resource], "verbs": verbs})
+        })
+        .collect();
+    expect_eq(role, "/rules", Value::Array(want))
+}
+
+/// Checks that a workload, its selector and its pod template all carry `labels`.
+fn expect_workload_labels(workload: &Value, labels: &Value) -> Result<()> {
+    for ptr in [
+        "/metadata/labels",
+        "/spec/selector/matchLabels",
+        "/spec/template/metadata/labels",
+    ] {
+        expect_eq(workload, ptr, labels.clone())?;
+    }
+    Ok(())
+}
+
+/// The one container of `pod`, after checking its image and args and that it sets no
+/// `command` (the image's ENTRYPOINT is the binary).
+fn only_container<'a>(pod: &'a Value, image: &str, args: Value) -> Result<&'a Value> {
+    let containers = at(pod, "/containers")?.as_array().context("containers")?;
+    ensure!(containers.len() == 1, "one container expected");
+    let c = &containers[0];
+    expect_eq(c, "/image", json!(image))?;
+    expect_eq(c, "/args", args)?;
+    ensure!(
+        c.get("command").is_none(),
+        "the image's ENTRYPOINT is the binary"
+    );
+    Ok(c)
+}
+
+/// Checks that the container's liveness and readiness probes GET `/healthz` and
+/// `/readyz` on its `metrics` port.
+fn expect_probes(c: &Value) -> Result<()> {
+    for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
+        expect_eq(c, &format!("/{probe}/httpGet/path"), json!(path))?;
+        expect_eq(c, &format!("/{probe}/httpGet/port"), json!("metrics"))?;
+    }
+    Ok(())
+}
+
+/// Checks the headless Service `name`: it selects `selector` and serves `port` as
+/// `metrics`.
+fn check_metrics_service(kube: &KubeEnv, name: &str, selector: &Value, port: u16) -> Result<()> {
+    let svc = get_json(kube, &["service", name, "-n", NAMESPACE])?;
+    expect_eq(&svc, "/spec/clusterIP", json!("None"))?;
+    expect_eq(&svc, "/spec/selector", selector.clone())?;
+    expect_eq(
+        &svc,
+        "/spec/ports",
+        json!([{"name": "metrics", "port": port, "targetPort": "metrics", "protocol": "TCP"}]),
+    )
+}
+
+/// The CRD `name`, after checking it is labelled as part of linkmeter (not of the agent
+/// or the aggregator).
+fn linkmeter_crd(kube: &KubeEnv, name: &str) -> Result<Value> {
+    let crd = get_json(kube, &["crd", name])?;
+    expect_eq(
+        &crd,
+        "/metadata/labels",
+        json!({"app.kubernetes.io/name": "linkmeter"}),
+    )?;
+    Ok(crd)
+}
+
+/// A Pod `name` made by hand from a pod template's `spec` (no controller runs here to
+/// make one), created with a server-side dry run so that admission and validation see
+/// it; what the server would store. automountServiceAccountToken is switched off only
+/// because this server has no token controller, so the ServiceAccount admission plugin
+/// would wait for a token Secret that never comes.
+fn dry_run_pod(kube: &KubeEnv, name: &str, labels: &Value, spec: &Value) -> Result<Value> {
+    let mut pod_spec = spec.clone();
+    pod_spec["nodeName"] = json!("node-a");
+    pod_spec["automountServiceAccountToken"] = json!(false);
+    let test_pod = json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": NAMESPACE, "labels": labels},
+        "spec": pod_spec,
+    });
+    let admitted = kube.kubectl_stdin(
+        &["create", "--dry-run=server", "-o", "json", "-f", "-"],
+        &test_pod.to_string(),
+    )?;
+    serde_json::from_str(&admitted).context("the dry-run Pod is not JSON")
+}
+
 #[test]
 fn base_applies_server_side_and_reads_back_as_written() -> Result<()> {
     let Some(kube) = KubeEnv::start_or_skip()? else {
@@ -416,38 +524,28 @@ fn base_applies_server_side_and_reads_back_as_written() -> Result<()> {
         json!("agent"),
     )?;
     let crb = get_json(&kube, &["clusterrolebinding", AGENT])?;
-    expect_eq(
-        &crb,
-        "/roleRef",
-        json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": AGENT}),
-    )?;
-    expect_eq(
-        &crb,
-        "/subjects",
-        json!([{"kind": "ServiceAccount", "name": AGENT, "namespace": NAMESPACE}]),
-    )?;
+    expect_binding(&crb, "ClusterRole", AGENT, AGENT)?;
 
     // ClusterRole: exactly these rules.
     let role = get_json(&kube, &["clusterrole", AGENT])?;
-    expect_eq(
+    expect_rules(
         &role,
-        "/rules",
-        json!([
-            {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]},
-            {"apiGroups": ["linkmeter.dev"], "resources": ["nodetopologies"],
-             "verbs": ["get", "create", "patch"]},
-            {"apiGroups": ["linkmeter.dev"], "resources": ["nodetopologies/status"],
-             "verbs": ["get", "patch"]},
-        ]),
+        &[
+            ("", "nodes", &["get", "list", "watch"]),
+            (
+                "linkmeter.dev",
+                "nodetopologies",
+                &["get", "create", "patch"],
+            ),
+            ("linkmeter.dev", "nodetopologies/status", &["get", "patch"]),
+        ],
     )?;
 
     // DaemonSet.
     let ds = get_json(&kube, &["daemonset", AGENT, "-n", NAMESPACE])?;
     let labels =
         json!({"app.kubernetes.io/name": "linkmeter", "app.kubernetes.io/component": "agent"});
-    expect_eq(&ds, "/metadata/labels", labels.clone())?;
-    expect_eq(&ds, "/spec/selector/matchLabels", labels.clone())?;
-    expect_eq(&ds, "/spec/template/metadata/labels", labels.clone())?;
+    expect_workload_labels(&ds, &labels)?;
     expect_eq(
         &ds,
         "/spec/updateStrategy",
@@ -465,15 +563,7 @@ fn base_applies_server_side_and_reads_back_as_written() -> Result<()> {
         pod.get("runtimeClassName").is_none(),
         "runtimeClassName must stay commented out"
     );
-    let containers = at(pod, "/containers")?.as_array().context("containers")?;
-    ensure!(containers.len() == 1, "one container expected");
-    let c = &containers[0];
-    expect_eq(c, "/image", json!(IMAGE))?;
-    expect_eq(c, "/args", json!(["run", "--kube"]))?;
-    ensure!(
-        c.get("command").is_none(),
-        "the image's ENTRYPOINT is the binary"
-    );
+    let c = only_container(pod, IMAGE, json!(["run", "--kube"]))?;
     expect_eq(
         c,
         "/terminationMessagePolicy",
@@ -510,10 +600,7 @@ fn base_applies_server_side_and_reads_back_as_written() -> Result<()> {
             {"name": "throughput", "containerPort": 5201, "hostPort": 5201, "protocol": "TCP"},
         ]),
     )?;
-    expect_eq(c, "/livenessProbe/httpGet/path", json!("/healthz"))?;
-    expect_eq(c, "/livenessProbe/httpGet/port", json!("metrics"))?;
-    expect_eq(c, "/readinessProbe/httpGet/path", json!("/readyz"))?;
-    expect_eq(c, "/readinessProbe/httpGet/port", json!("metrics"))?;
+    expect_probes(c)?;
     expect_eq(
         env_var(c, "NODE_NAME")?,
         "/valueFrom/fieldRef/fieldPath",
@@ -550,22 +637,10 @@ fn base_applies_server_side_and_reads_back_as_written() -> Result<()> {
     )?;
 
     // Service: headless, selects the DaemonSet's pods.
-    let svc = get_json(&kube, &["service", AGENT, "-n", NAMESPACE])?;
-    expect_eq(&svc, "/spec/clusterIP", json!("None"))?;
-    expect_eq(&svc, "/spec/selector", labels)?;
-    expect_eq(
-        &svc,
-        "/spec/ports",
-        json!([{"name": "metrics", "port": 9477, "targetPort": "metrics", "protocol": "TCP"}]),
-    )?;
+    check_metrics_service(&kube, AGENT, &labels, 9477)?;
 
     // CRD established and labelled (as part of linkmeter, not of the agent).
-    let crd = get_json(&kube, &["crd", "nodetopologies.linkmeter.dev"])?;
-    expect_eq(
-        &crd,
-        "/metadata/labels",
-        json!({"app.kubernetes.io/name": "linkmeter"}),
-    )?;
+    linkmeter_crd(&kube, "nodetopologies.linkmeter.dev")?;
 
     // Nothing drifts between what the files say and what the server stores: a server-side
     // dry-run apply of the rendering equals the live objects. The CRD is left out of this
@@ -612,24 +687,12 @@ fn base_applies_server_side_and_reads_back_as_written() -> Result<()> {
 
     // The pod template passes pod admission and validation (Priority admission with
     // system-node-critical outside kube-system, mount propagation, security context).
-    // There is no DaemonSet controller here, so make a Pod from the template by hand and
-    // create it with a server-side dry run. automountServiceAccountToken is switched off
-    // only because this server has no token controller, so the ServiceAccount admission
-    // plugin would wait for a token Secret that never comes.
-    let mut pod_spec = pod.clone();
-    pod_spec["nodeName"] = json!("node-a");
-    pod_spec["automountServiceAccountToken"] = json!(false);
-    let test_pod = json!({
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "linkmeter-agent-dry-run", "namespace": NAMESPACE,
-                     "labels": at(&ds, "/spec/template/metadata/labels")?},
-        "spec": pod_spec,
-    });
-    let admitted: Value = serde_json::from_str(&kube.kubectl_stdin(
-        &["create", "--dry-run=server", "-o", "json", "-f", "-"],
-        &test_pod.to_string(),
-    )?)?;
+    let admitted = dry_run_pod(
+        &kube,
+        "linkmeter-agent-dry-run",
+        at(&ds, "/spec/template/metadata/labels")?,
+        pod,
+    )?;
     expect_eq(&admitted, "/spec/priority", json!(2_000_001_000))?;
     expect_eq(
         &admitted,
@@ -670,66 +733,52 @@ fn check_aggregator_objects(kube: &KubeEnv) -> Result<()> {
         json!({"app.kubernetes.io/name": "linkmeter", "app.kubernetes.io/component": "aggregator"});
     let sa = get_json(kube, &["serviceaccount", AGGREGATOR, "-n", NAMESPACE])?;
     expect_eq(&sa, "/metadata/labels", labels.clone())?;
-    let subjects = json!([{"kind": "ServiceAccount", "name": AGGREGATOR, "namespace": NAMESPACE}]);
 
     // Cluster-wide: read Nodes and NodeTopologies, write the ClusterTopology.
     let crb = get_json(kube, &["clusterrolebinding", AGGREGATOR])?;
-    expect_eq(
-        &crb,
-        "/roleRef",
-        json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": AGGREGATOR}),
-    )?;
-    expect_eq(&crb, "/subjects", subjects.clone())?;
+    expect_binding(&crb, "ClusterRole", AGGREGATOR, AGGREGATOR)?;
     let role = get_json(kube, &["clusterrole", AGGREGATOR])?;
     expect_eq(&role, "/metadata/labels", labels.clone())?;
-    expect_eq(
+    expect_rules(
         &role,
-        "/rules",
-        json!([
-            {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]},
-            {"apiGroups": ["linkmeter.dev"], "resources": ["nodetopologies"],
-             "verbs": ["get", "list", "watch"]},
-            {"apiGroups": ["linkmeter.dev"], "resources": ["clustertopologies"],
-             "verbs": ["get", "create", "patch"]},
-            {"apiGroups": ["linkmeter.dev"], "resources": ["clustertopologies/status"],
-             "verbs": ["patch"]},
-        ]),
+        &[
+            ("", "nodes", &["get", "list", "watch"]),
+            ("linkmeter.dev", "nodetopologies", &["get", "list", "watch"]),
+            (
+                "linkmeter.dev",
+                "clustertopologies",
+                &["get", "create", "patch"],
+            ),
+            ("linkmeter.dev", "clustertopologies/status", &["patch"]),
+        ],
     )?;
     // Namespaced: NetworkTopologies in `default`, Leases in `linkmeter`, each a Role
     // bound in its own namespace.
-    for (name, ns, rules) in [
+    for (name, ns, group, resource) in [
         (
             "linkmeter-aggregator-networktopology",
             NT_NAMESPACE,
-            json!([{"apiGroups": ["networktopology.diktyo.x-k8s.io"],
-                    "resources": ["networktopologies"],
-                    "verbs": ["get", "create", "patch"]}]),
+            "networktopology.diktyo.x-k8s.io",
+            "networktopologies",
         ),
         (
             "linkmeter-aggregator-leader-election",
             NAMESPACE,
-            json!([{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
-                    "verbs": ["get", "create", "patch"]}]),
+            "coordination.k8s.io",
+            "leases",
         ),
     ] {
         let role = get_json(kube, &["role", name, "-n", ns])?;
         expect_eq(&role, "/metadata/labels", labels.clone())?;
-        expect_eq(&role, "/rules", rules)?;
+        expect_rules(&role, &[(group, resource, &["get", "create", "patch"])])?;
         let rb = get_json(kube, &["rolebinding", name, "-n", ns])?;
-        expect_eq(
-            &rb,
-            "/roleRef",
-            json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name}),
-        )?;
-        expect_eq(&rb, "/subjects", subjects.clone())?;
+        expect_binding(&rb, "Role", name, AGGREGATOR)?;
     }
 
     // Deployment.
     let deploy = get_json(kube, &["deployment", AGGREGATOR, "-n", NAMESPACE])?;
-    expect_eq(&deploy, "/metadata/labels", labels.clone())?;
+    expect_workload_labels(&deploy, &labels)?;
     expect_eq(&deploy, "/spec/replicas", json!(2))?;
-    expect_eq(&deploy, "/spec/selector/matchLabels", labels.clone())?;
-    expect_eq(&deploy, "/spec/template/metadata/labels", labels.clone())?;
     expect_eq(
         &deploy,
         "/spec/strategy",
@@ -762,15 +811,7 @@ fn check_aggregator_objects(kube: &KubeEnv) -> Result<()> {
         json!({"runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532,
                "seccompProfile": {"type": "RuntimeDefault"}}),
     )?;
-    let containers = at(pod, "/containers")?.as_array().context("containers")?;
-    ensure!(containers.len() == 1, "one container expected");
-    let c = &containers[0];
-    expect_eq(c, "/image", json!(AGGREGATOR_IMAGE))?;
-    expect_eq(c, "/args", json!(["run"]))?;
-    ensure!(
-        c.get("command").is_none(),
-        "the image's ENTRYPOINT is the binary"
-    );
+    let c = only_container(pod, AGGREGATOR_IMAGE, json!(["run"]))?;
     expect_eq(
         c,
         "/securityContext",
@@ -782,10 +823,7 @@ fn check_aggregator_objects(kube: &KubeEnv) -> Result<()> {
         "/ports",
         json!([{"name": "metrics", "containerPort": 9478, "protocol": "TCP"}]),
     )?;
-    expect_eq(c, "/livenessProbe/httpGet/path", json!("/healthz"))?;
-    expect_eq(c, "/livenessProbe/httpGet/port", json!("metrics"))?;
-    expect_eq(c, "/readinessProbe/httpGet/path", json!("/readyz"))?;
-    expect_eq(c, "/readinessProbe/httpGet/port", json!("metrics"))?;
+    expect_probes(c)?;
     for (name, field) in [
         ("POD_NAME", "metadata.name"),
         ("POD_NAMESPACE", "metadata.namespace"),
@@ -804,42 +842,14 @@ fn check_aggregator_objects(kube: &KubeEnv) -> Result<()> {
     )?;
 
     // Service: headless, selects the Deployment's pods.
-    let svc = get_json(kube, &["service", AGGREGATOR, "-n", NAMESPACE])?;
-    expect_eq(&svc, "/spec/clusterIP", json!("None"))?;
-    expect_eq(&svc, "/spec/selector", labels.clone())?;
-    expect_eq(
-        &svc,
-        "/spec/ports",
-        json!([{"name": "metrics", "port": 9478, "targetPort": "metrics", "protocol": "TCP"}]),
-    )?;
+    check_metrics_service(kube, AGGREGATOR, &labels, 9478)?;
 
     // The ClusterTopology CRD, labelled as part of linkmeter like NodeTopology's.
-    let crd = get_json(kube, &["crd", "clustertopologies.linkmeter.dev"])?;
-    expect_eq(
-        &crd,
-        "/metadata/labels",
-        json!({"app.kubernetes.io/name": "linkmeter"}),
-    )?;
+    let crd = linkmeter_crd(kube, "clustertopologies.linkmeter.dev")?;
     expect_eq(&crd, "/spec/scope", json!("Cluster"))?;
 
-    // The pod template passes admission and validation, as a Pod made by hand (no
-    // Deployment controller here), created with a server-side dry run. As for the agent,
-    // automountServiceAccountToken is off only because this server has no token
-    // controller.
-    let mut pod_spec = pod.clone();
-    pod_spec["nodeName"] = json!("node-a");
-    pod_spec["automountServiceAccountToken"] = json!(false);
-    let test_pod = json!({
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "linkmeter-aggregator-dry-run", "namespace": NAMESPACE,
-                     "labels": labels},
-        "spec": pod_spec,
-    });
-    let admitted: Value = serde_json::from_str(&kube.kubectl_stdin(
-        &["create", "--dry-run=server", "-o", "json", "-f", "-"],
-        &test_pod.to_string(),
-    )?)?;
+    // The pod template passes admission and validation.
+    let admitted = dry_run_pod(kube, "linkmeter-aggregator-dry-run", &labels, pod)?;
     expect_eq(&admitted, "/spec/securityContext/runAsNonRoot", json!(true))?;
     expect_eq(
         &admitted,
@@ -902,28 +912,14 @@ fn apply_patch_as(
     path: &str,
     body: &Value,
 ) -> Result<(u16, String)> {
-    let resp = curl(
+    let resp = request(
+        kube,
         token,
-        &[
-            "-X",
-            "PATCH",
-            "-H",
-            "Content-Type: application/apply-patch+yaml",
-            "--data",
-            &body.to_string(),
-        ],
-        &format!(
-            "{}{path}?fieldManager={manager}&force=true",
-            kube.server_url()
-        ),
+        "PATCH",
+        &format!("{path}?fieldManager={manager}&force=true"),
+        Some(("application/apply-patch+yaml", body)),
     )?;
     Ok((resp.status, resp.body))
-}
-
-/// `kubectl auth can-i VERB RESOURCE` as the agent, through impersonation by the admin
-/// (system:masters may impersonate). The groups are those a real token carries.
-fn can_i(kube: &KubeEnv, verb: &str, resource: &str, extra: &[&str]) -> Result<bool> {
-    can_i_as(kube, SA_USER, verb, resource, extra)
 }
 
 /// `kubectl auth can-i` as ServiceAccount `user` of the linkmeter namespace.
@@ -956,15 +952,73 @@ fn can_i_as(
     }
 }
 
-const NT_PATH: &str = "/apis/linkmeter.dev/v1alpha1/nodetopologies";
+/// One row of an RBAC matrix: verbs, a resource, extra `kubectl auth can-i` arguments,
+/// and whether each verb must be allowed.
+type CanI<'a> = (&'a [&'a str], &'a str, &'a [&'a str], bool);
 
-#[test]
-fn agent_service_account_can_do_its_job_and_nothing_more() -> Result<()> {
-    let Some(kube) = KubeEnv::start_or_skip()? else {
-        return Ok(());
-    };
-    apply_base(&kube)?;
-    // A Node to discover and to own the NodeTopology (no kubelet registers one here).
+const NODE_TOPOLOGIES: &str = "nodetopologies.linkmeter.dev";
+const CLUSTER_TOPOLOGIES: &str = "clustertopologies.linkmeter.dev";
+const LEASES: &str = "leases.coordination.k8s.io";
+/// `kubectl auth can-i` arguments for the status subresource.
+const STATUS: &[&str] = &["--subresource=status"];
+/// `kubectl auth can-i` arguments for the linkmeter namespace.
+const OWN_NS: &[&str] = &["-n", NAMESPACE];
+/// `kubectl auth can-i` arguments for ServiceAccount tokens in the linkmeter namespace.
+const TOKEN_IN_OWN_NS: &[&str] = &["--subresource=token", "-n", NAMESPACE];
+
+/// RBAC rows that hold for both ServiceAccounts: they read Nodes without changing them,
+/// and get no Secrets, Pods, Events, tokens or wildcard.
+const CAN_I_BOTH: &[CanI] = &[
+    (&["get", "list", "watch"], "nodes", &[], true),
+    (&["patch", "delete"], "nodes", &[], false),
+    (&["get"], "secrets", &["-A"], false),
+    (&["list"], "secrets", OWN_NS, false),
+    (&["list"], "pods", &["-A"], false),
+    (&["create"], "events", OWN_NS, false),
+    (&["create"], "serviceaccounts", TOKEN_IN_OWN_NS, false),
+    (&["*"], "*", &[], false),
+];
+
+/// Asks `kubectl auth can-i` each verb of every row of `matrix` as `user`; fails listing
+/// every answer that differs.
+fn check_can_i(kube: &KubeEnv, user: &str, matrix: &[CanI]) -> Result<()> {
+    let mut wrong = Vec::new();
+    for (verbs, resource, extra, want) in matrix {
+        for verb in *verbs {
+            let got = can_i_as(kube, user, verb, resource, extra)?;
+            println!(
+                "can-i {verb:<7} {resource} {}: {}",
+                extra.join(" "),
+                if got { "yes" } else { "no" }
+            );
+            if got != *want {
+                wrong.push(format!("{verb} {resource} {extra:?}: {got}, want {want}"));
+            }
+        }
+    }
+    ensure!(wrong.is_empty(), "RBAC differs: {wrong:#?}");
+    Ok(())
+}
+
+/// A watch of `path` with `token`: the server holds it open for a second and answers
+/// 200 with `want` in what it streamed.
+fn expect_watch(kube: &KubeEnv, token: &str, path: &str, want: &str) -> Result<()> {
+    let watch = curl(
+        token,
+        &[],
+        &format!("{}{path}?watch=1&timeoutSeconds=1", kube.server_url()),
+    )?;
+    ensure!(
+        watch.status == 200 && watch.body.contains(want),
+        "watch {path}: {watch:?}"
+    );
+    println!("allowed: GET {path}?watch=1");
+    Ok(())
+}
+
+/// Node `node-a` in zone `zone-a`, for the ServiceAccounts to read (no kubelet
+/// registers one here).
+fn create_node_a(kube: &KubeEnv) -> Result<()> {
     kube.kubectl_stdin(
         &["create", "-f", "-"],
         &json!({"apiVersion": "v1", "kind": "Node",
@@ -972,6 +1026,48 @@ fn agent_service_account_can_do_its_job_and_nothing_more() -> Result<()> {
                              "labels": {"topology.kubernetes.io/zone": "zone-a"}}})
         .to_string(),
     )?;
+    Ok(())
+}
+
+/// `kubectl get` of each of `objects` (`kind/name`) as admin: still there.
+fn still_there(kube: &KubeEnv, objects: &[&str]) -> Result<()> {
+    for object in objects {
+        kube.kubectl_ok(&["get", object])?;
+    }
+    Ok(())
+}
+
+/// `jsonpath` of `object` (`kind name [-n ns]`), read with `kubeconfig`.
+fn field(kube: &KubeEnv, kubeconfig: &Path, object: &[&str], jsonpath: &str) -> Result<String> {
+    let mut args = vec!["get"];
+    args.extend_from_slice(object);
+    let jsonpath = format!("jsonpath={jsonpath}");
+    args.extend(["-o", &jsonpath]);
+    allowed(kube, kubeconfig, &args)
+}
+
+const NT_PATH: &str = "/apis/linkmeter.dev/v1alpha1/nodetopologies";
+
+/// `kubectl` commands neither ServiceAccount may run (on the `node-a` objects the RBAC
+/// tests create).
+const DENIED_TO_BOTH: &[&[&str]] = &[
+    &["get", "secrets", "-A"],
+    &["get", "secret", "x", "-n", NAMESPACE],
+    &["get", "pods", "-A"],
+    &["delete", "node", "node-a"],
+    &["label", "node", "node-a", "linkmeter.dev/x=y"],
+    &["delete", "nodetopology", "node-a"],
+    &["create", "serviceaccount", "x", "-n", NAMESPACE],
+];
+
+#[test]
+fn agent_service_account_can_do_its_job_and_nothing_more() -> Result<()> {
+    let Some(kube) = KubeEnv::start_or_skip()? else {
+        return Ok(());
+    };
+    apply_base(&kube)?;
+    // A Node to discover and to own the NodeTopology.
+    create_node_a(&kube)?;
     let token = kube.service_account_token(NAMESPACE, AGENT, 3600)?;
     let agent = kube.kubeconfig_for_token(&token)?;
     let who = allowed(&kube, &agent, &["auth", "can-i", "--list"])?;
@@ -980,26 +1076,9 @@ fn agent_service_account_can_do_its_job_and_nothing_more() -> Result<()> {
     // --- allowed: discovery -----------------------------------------------------------
     let nodes = allowed(&kube, &agent, &["get", "nodes", "-o", "name"])?;
     ensure!(nodes.contains("node/node-a"), "list nodes: {nodes}");
-    let uid = allowed(
-        &kube,
-        &agent,
-        &["get", "node", "node-a", "-o", "jsonpath={.metadata.uid}"],
-    )?;
+    let uid = field(&kube, &agent, &["node", "node-a"], "{.metadata.uid}")?;
     ensure!(!uid.is_empty(), "node has no uid");
-    // A watch: the server holds it open until timeoutSeconds and answers 200.
-    let watch = curl(
-        &token,
-        &[],
-        &format!(
-            "{}/api/v1/nodes?watch=1&timeoutSeconds=1",
-            kube.server_url()
-        ),
-    )?;
-    ensure!(
-        watch.status == 200 && watch.body.contains("node-a"),
-        "watch nodes: {watch:?}"
-    );
-    println!("allowed: GET /api/v1/nodes?watch=1");
+    expect_watch(&kube, &token, "/api/v1/nodes", "node-a")?;
 
     // --- allowed: publishing its NodeTopology ------------------------------------------
     // The object, as the agent applies it: owned by its Node (no blockOwnerDeletion,
@@ -1069,17 +1148,7 @@ fn agent_service_account_can_do_its_job_and_nothing_more() -> Result<()> {
         )?;
         ensure!(status == 200, "status apply: HTTP {status}: {body}");
     }
-    let zone = allowed(
-        &kube,
-        &agent,
-        &[
-            "get",
-            "nodetopology",
-            "node-a",
-            "-o",
-            "jsonpath={.status.zone}",
-        ],
-    )?;
+    let zone = field(&kube, &agent, &["nodetopology", "node-a"], "{.status.zone}")?;
     ensure!(zone == "zone-b", "status not stored: {zone:?}");
     let status_get = curl(
         &token,
@@ -1107,18 +1176,14 @@ fn agent_service_account_can_do_its_job_and_nothing_more() -> Result<()> {
     allowed(&kube, &agent, &["create", "-f", path_str(&other)?])?;
 
     // --- denied ------------------------------------------------------------------------
-    expect_forbidden(&kube, &agent, &["get", "secrets", "-A"])?;
-    expect_forbidden(&kube, &agent, &["get", "secret", "x", "-n", NAMESPACE])?;
-    expect_forbidden(&kube, &agent, &["get", "pods", "-A"])?;
-    expect_forbidden(&kube, &agent, &["get", "configmaps", "-n", NAMESPACE])?;
-    expect_forbidden(&kube, &agent, &["delete", "node", "node-a"])?;
-    expect_forbidden(
-        &kube,
-        &agent,
-        &["label", "node", "node-a", "linkmeter.dev/x=y"],
-    )?;
-    expect_forbidden(&kube, &agent, &["delete", "nodetopology", "node-a"])?;
-    expect_forbidden(&kube, &agent, &["replace", "-f", path_str(&file)?])?;
+    let file = path_str(&file)?;
+    let own: [&[&str]; 2] = [
+        &["get", "configmaps", "-n", NAMESPACE],
+        &["replace", "-f", file],
+    ];
+    for args in DENIED_TO_BOTH.iter().copied().chain(own) {
+        expect_forbidden(&kube, &agent, args)?;
+    }
     // The aggregator's object is not the agent's business (403 even before that CRD
     // exists: authorization comes first).
     let cluster_topology = curl(
@@ -1133,75 +1198,20 @@ fn agent_service_account_can_do_its_job_and_nothing_more() -> Result<()> {
         cluster_topology.status == 403,
         "list clustertopologies: {cluster_topology:?}"
     );
-    expect_forbidden(
-        &kube,
-        &agent,
-        &["create", "serviceaccount", "x", "-n", NAMESPACE],
-    )?;
     // Still there after the attempts.
-    kube.kubectl_ok(&["get", "node", "node-a"])?;
-    kube.kubectl_ok(&["get", "nodetopology", "node-a"])?;
+    still_there(&kube, &["node/node-a", "nodetopology/node-a"])?;
 
     // --- the same, as `kubectl auth can-i` with impersonation ----------------------------
-    let matrix: &[(&str, &str, &[&str], bool)] = &[
-        ("get", "nodes", &[], true),
-        ("list", "nodes", &[], true),
-        ("watch", "nodes", &[], true),
-        ("get", "nodetopologies.linkmeter.dev", &[], true),
-        ("create", "nodetopologies.linkmeter.dev", &[], true),
-        ("patch", "nodetopologies.linkmeter.dev", &[], true),
-        (
-            "patch",
-            "nodetopologies.linkmeter.dev",
-            &["--subresource=status"],
-            true,
-        ),
-        (
-            "get",
-            "nodetopologies.linkmeter.dev",
-            &["--subresource=status"],
-            true,
-        ),
-        ("update", "nodetopologies.linkmeter.dev", &[], false),
-        ("delete", "nodetopologies.linkmeter.dev", &[], false),
-        ("list", "nodetopologies.linkmeter.dev", &[], false),
-        (
-            "update",
-            "nodetopologies.linkmeter.dev",
-            &["--subresource=status"],
-            false,
-        ),
-        ("patch", "nodes", &[], false),
-        ("update", "nodes", &["--subresource=finalizers"], false),
-        ("delete", "nodes", &[], false),
-        ("get", "secrets", &["-A"], false),
-        ("list", "secrets", &["-n", NAMESPACE], false),
-        ("list", "pods", &["-A"], false),
-        ("create", "pods", &["-n", NAMESPACE], false),
-        ("create", "events", &["-n", NAMESPACE], false),
-        ("get", "configmaps", &["-n", NAMESPACE], false),
-        (
-            "create",
-            "serviceaccounts",
-            &["--subresource=token", "-n", NAMESPACE],
-            false,
-        ),
-        ("*", "*", &[], false),
+    let matrix: &[CanI] = &[
+        (&["update"], "nodes", &["--subresource=finalizers"], false),
+        (&["get", "create", "patch"], NODE_TOPOLOGIES, &[], true),
+        (&["update", "delete", "list"], NODE_TOPOLOGIES, &[], false),
+        (&["patch", "get"], NODE_TOPOLOGIES, STATUS, true),
+        (&["update"], NODE_TOPOLOGIES, STATUS, false),
+        (&["create"], "pods", OWN_NS, false),
+        (&["get"], "configmaps", OWN_NS, false),
     ];
-    let mut wrong = Vec::new();
-    for (verb, resource, extra, want) in matrix {
-        let got = can_i(&kube, verb, resource, extra)?;
-        println!(
-            "can-i {verb:<7} {resource} {}: {}",
-            extra.join(" "),
-            if got { "yes" } else { "no" }
-        );
-        if got != *want {
-            wrong.push(format!("{verb} {resource} {extra:?}: {got}, want {want}"));
-        }
-    }
-    ensure!(wrong.is_empty(), "RBAC differs: {wrong:#?}");
-    Ok(())
+    check_can_i(&kube, SA_USER, &[CAN_I_BOTH, matrix].concat())
 }
 
 /// Why `create` is in the ClusterRole: the API server authorizes a server-side apply that
@@ -1260,30 +1270,6 @@ fn lease_path(ns: &str) -> String {
     format!("/apis/coordination.k8s.io/v1/namespaces/{ns}/leases")
 }
 
-/// A request with `token` and a JSON body; the status and body.
-fn request(
-    kube: &KubeEnv,
-    token: &str,
-    method: &str,
-    content_type: &str,
-    path: &str,
-    body: &Value,
-) -> Result<(u16, String)> {
-    let resp = curl(
-        token,
-        &[
-            "-X",
-            method,
-            "-H",
-            &format!("Content-Type: {content_type}"),
-            "--data",
-            &body.to_string(),
-        ],
-        &format!("{}{path}", kube.server_url()),
-    )?;
-    Ok((resp.status, resp.body))
-}
-
 #[test]
 fn aggregator_service_account_can_do_its_job_and_nothing_more() -> Result<()> {
     let Some(kube) = KubeEnv::start_or_skip()? else {
@@ -1300,13 +1286,7 @@ fn aggregator_service_account_can_do_its_job_and_nothing_more() -> Result<()> {
     )?;
     expect_eq(&crd, "/spec/scope", json!("Namespaced"))?;
     // What the aggregator reads: a Node and its NodeTopology (written here by the admin).
-    kube.kubectl_stdin(
-        &["create", "-f", "-"],
-        &json!({"apiVersion": "v1", "kind": "Node",
-                "metadata": {"name": "node-a",
-                             "labels": {"topology.kubernetes.io/zone": "zone-a"}}})
-        .to_string(),
-    )?;
+    create_node_a(&kube)?;
     kube.kubectl_stdin(
         &["create", "-f", "-"],
         &json!({"apiVersion": "linkmeter.dev/v1alpha1", "kind": "NodeTopology",
@@ -1325,16 +1305,7 @@ fn aggregator_service_account_can_do_its_job_and_nothing_more() -> Result<()> {
     ensure!(nts.contains("node-a"), "list nodetopologies: {nts}");
     allowed(&kube, &me, &["get", "nodetopology", "node-a"])?;
     for path in ["/api/v1/nodes", NT_PATH] {
-        let watch = curl(
-            &token,
-            &[],
-            &format!("{}{path}?watch=1&timeoutSeconds=1", kube.server_url()),
-        )?;
-        ensure!(
-            watch.status == 200 && watch.body.contains("node-a"),
-            "watch {path}: {watch:?}"
-        );
-        println!("allowed: GET {path}?watch=1");
+        expect_watch(&kube, &token, path, "node-a")?;
     }
 
     // --- allowed: the ClusterTopology, created and status-applied ----------------------
@@ -1366,16 +1337,11 @@ fn aggregator_service_account_can_do_its_job_and_nothing_more() -> Result<()> {
         "ClusterTopology status apply: HTTP {status}: {body}"
     );
     println!("allowed: PATCH (apply) {CT_PATH}/cluster/status");
-    let count = allowed(
+    let count = field(
         &kube,
         &me,
-        &[
-            "get",
-            "clustertopology",
-            "cluster",
-            "-o",
-            "jsonpath={.status.nodeCount}",
-        ],
+        &["clustertopology", "cluster"],
+        "{.status.nodeCount}",
     )?;
     ensure!(count == "1", "status not stored: {count:?}");
 
@@ -1394,18 +1360,11 @@ fn aggregator_service_account_can_do_its_job_and_nothing_more() -> Result<()> {
     );
     println!("allowed: PATCH (apply, creating) {nt_path}");
     // No status subresource in this CRD: the status came with the object.
-    let count = allowed(
+    let count = field(
         &kube,
         &me,
-        &[
-            "get",
-            DIKTYO_NT,
-            "nt-default",
-            "-n",
-            NT_NAMESPACE,
-            "-o",
-            "jsonpath={.status.nodeCount}",
-        ],
+        &[DIKTYO_NT, "nt-default", "-n", NT_NAMESPACE],
+        "{.status.nodeCount}",
     )?;
     ensure!(count == "1", "NetworkTopology status not stored: {count:?}");
 
@@ -1413,36 +1372,30 @@ fn aggregator_service_account_can_do_its_job_and_nothing_more() -> Result<()> {
     let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                        "metadata": {"name": AGGREGATOR},
                        "spec": {"holderIdentity": "replica-a", "leaseDurationSeconds": 15}});
-    let (status, body) = request(
+    let created = request(
         &kube,
         &token,
         "POST",
-        "application/json",
         &lease_path(NAMESPACE),
-        &lease,
+        Some(("application/json", &lease)),
     )?;
-    ensure!(status == 201, "create Lease: HTTP {status}: {body}");
-    let (status, body) = request(
+    ensure!(created.status == 201, "create Lease: {created:?}");
+    let patched = request(
         &kube,
         &token,
         "PATCH",
-        "application/merge-patch+json",
         &format!("{}/{AGGREGATOR}", lease_path(NAMESPACE)),
-        &json!({"spec": {"holderIdentity": "replica-b"}}),
+        Some((
+            "application/merge-patch+json",
+            &json!({"spec": {"holderIdentity": "replica-b"}}),
+        )),
     )?;
-    ensure!(status == 200, "patch Lease: HTTP {status}: {body}");
-    let holder = allowed(
+    ensure!(patched.status == 200, "patch Lease: {patched:?}");
+    let holder = field(
         &kube,
         &me,
-        &[
-            "get",
-            "lease",
-            AGGREGATOR,
-            "-n",
-            NAMESPACE,
-            "-o",
-            "jsonpath={.spec.holderIdentity}",
-        ],
+        &["lease", AGGREGATOR, "-n", NAMESPACE],
+        "{.spec.holderIdentity}",
     )?;
     ensure!(holder == "replica-b", "Lease holder {holder:?}");
     println!(
@@ -1451,26 +1404,24 @@ fn aggregator_service_account_can_do_its_job_and_nothing_more() -> Result<()> {
     );
 
     // --- denied ------------------------------------------------------------------------
-    let deny = |args: &[&str]| expect_forbidden_as(&kube, &me, AGGREGATOR_USER, args);
-    deny(&["get", "secrets", "-A"])?;
-    deny(&["get", "secret", "x", "-n", NAMESPACE])?;
-    deny(&["get", "pods", "-A"])?;
-    deny(&["get", "configmaps", "-n", NT_NAMESPACE])?;
-    deny(&["delete", "node", "node-a"])?;
-    deny(&["label", "node", "node-a", "linkmeter.dev/x=y"])?;
-    deny(&["label", "nodetopology", "node-a", "linkmeter.dev/x=y"])?;
-    deny(&["delete", "nodetopology", "node-a"])?;
-    deny(&["delete", "clustertopology", "cluster"])?;
-    deny(&["delete", DIKTYO_NT, "nt-default", "-n", NT_NAMESPACE])?;
-    deny(&["get", DIKTYO_NT, "-n", NT_NAMESPACE])?;
-    deny(&["get", DIKTYO_NT, "-n", "kube-system"])?;
-    deny(&["get", "leases", "-n", "kube-system"])?;
-    deny(&["delete", "lease", AGGREGATOR, "-n", NAMESPACE])?;
-    deny(&["create", "serviceaccount", "x", "-n", NAMESPACE])?;
-    // No PUT: every write it makes is an apply.
+    // No PUT (the `replace`): every write it makes is an apply.
     let ct_file = kube.dir().join("clustertopology.json");
     std::fs::write(&ct_file, ct.to_string())?;
-    deny(&["replace", "-f", path_str(&ct_file)?])?;
+    let ct_file = path_str(&ct_file)?;
+    let own: [&[&str]; 9] = [
+        &["get", "configmaps", "-n", NT_NAMESPACE],
+        &["label", "nodetopology", "node-a", "linkmeter.dev/x=y"],
+        &["delete", "clustertopology", "cluster"],
+        &["delete", DIKTYO_NT, "nt-default", "-n", NT_NAMESPACE],
+        &["get", DIKTYO_NT, "-n", NT_NAMESPACE],
+        &["get", DIKTYO_NT, "-n", "kube-system"],
+        &["get", "leases", "-n", "kube-system"],
+        &["delete", "lease", AGGREGATOR, "-n", NAMESPACE],
+        &["replace", "-f", ct_file],
+    ];
+    for args in DENIED_TO_BOTH.iter().copied().chain(own) {
+        expect_forbidden_as(&kube, &me, AGGREGATOR_USER, args)?;
+    }
     // Writes outside its namespaces, as real requests: a NetworkTopology in another
     // namespace, a Lease in `default`, and the agents' NodeTopology status.
     let mut elsewhere = nt.clone();
@@ -1498,95 +1449,44 @@ fn aggregator_service_account_can_do_its_job_and_nothing_more() -> Result<()> {
             json!({"status": {"zone": "elsewhere"}}),
         ),
     ] {
-        let (status, body) = request(&kube, &token, method, content_type, &path, &body)?;
-        ensure!(
-            status == 403 && body.contains(AGGREGATOR_USER),
-            "{method} {path} as the aggregator: HTTP {status}: {body}"
-        );
-        println!("denied:  {method} {path}");
+        let body = Some((content_type, &body));
+        expect_denied(&kube, &token, AGGREGATOR_USER, method, &path, body)?;
     }
     // Still there after the attempts.
-    kube.kubectl_ok(&["get", "node", "node-a"])?;
-    kube.kubectl_ok(&["get", "nodetopology", "node-a"])?;
-    kube.kubectl_ok(&["get", "clustertopology", "cluster"])?;
+    still_there(
+        &kube,
+        &[
+            "node/node-a",
+            "nodetopology/node-a",
+            "clustertopology/cluster",
+        ],
+    )?;
 
     // --- the same, as `kubectl auth can-i` with impersonation ----------------------------
     let ns_default: &[&str] = &["-n", NT_NAMESPACE];
-    let ns_own: &[&str] = &["-n", NAMESPACE];
-    let status_sub: &[&str] = &["--subresource=status"];
-    let matrix: &[(&str, &str, &[&str], bool)] = &[
-        ("get", "nodes", &[], true),
-        ("list", "nodes", &[], true),
-        ("watch", "nodes", &[], true),
-        ("patch", "nodes", &[], false),
-        ("delete", "nodes", &[], false),
-        ("get", "nodetopologies.linkmeter.dev", &[], true),
-        ("list", "nodetopologies.linkmeter.dev", &[], true),
-        ("watch", "nodetopologies.linkmeter.dev", &[], true),
-        ("create", "nodetopologies.linkmeter.dev", &[], false),
-        ("patch", "nodetopologies.linkmeter.dev", &[], false),
-        ("patch", "nodetopologies.linkmeter.dev", status_sub, false),
-        ("delete", "nodetopologies.linkmeter.dev", &[], false),
-        ("get", "clustertopologies.linkmeter.dev", &[], true),
-        ("create", "clustertopologies.linkmeter.dev", &[], true),
-        ("patch", "clustertopologies.linkmeter.dev", &[], true),
-        ("update", "clustertopologies.linkmeter.dev", &[], false),
-        ("patch", "clustertopologies.linkmeter.dev", status_sub, true),
+    let ns_system: &[&str] = &["-n", "kube-system"];
+    let matrix: &[CanI] = &[
+        (&["get", "list", "watch"], NODE_TOPOLOGIES, &[], true),
+        (&["create", "patch", "delete"], NODE_TOPOLOGIES, &[], false),
+        (&["patch"], NODE_TOPOLOGIES, STATUS, false),
+        (&["get", "create", "patch"], CLUSTER_TOPOLOGIES, &[], true),
         (
-            "update",
-            "clustertopologies.linkmeter.dev",
-            status_sub,
+            &["update", "list", "delete"],
+            CLUSTER_TOPOLOGIES,
+            &[],
             false,
         ),
-        ("get", "clustertopologies.linkmeter.dev", status_sub, false),
-        ("list", "clustertopologies.linkmeter.dev", &[], false),
-        ("delete", "clustertopologies.linkmeter.dev", &[], false),
-        ("get", DIKTYO_NT, ns_default, true),
-        ("create", DIKTYO_NT, ns_default, true),
-        ("patch", DIKTYO_NT, ns_default, true),
-        ("update", DIKTYO_NT, ns_default, false),
-        ("list", DIKTYO_NT, ns_default, false),
-        ("delete", DIKTYO_NT, ns_default, false),
-        ("create", DIKTYO_NT, &["-n", "kube-system"], false),
-        ("patch", DIKTYO_NT, ns_own, false),
-        ("get", "leases.coordination.k8s.io", ns_own, true),
-        ("create", "leases.coordination.k8s.io", ns_own, true),
-        ("patch", "leases.coordination.k8s.io", ns_own, true),
-        ("update", "leases.coordination.k8s.io", ns_own, false),
-        ("delete", "leases.coordination.k8s.io", ns_own, false),
-        ("list", "leases.coordination.k8s.io", ns_own, false),
-        ("create", "leases.coordination.k8s.io", ns_default, false),
-        (
-            "patch",
-            "leases.coordination.k8s.io",
-            &["-n", "kube-system"],
-            false,
-        ),
-        ("get", "secrets", &["-A"], false),
-        ("list", "secrets", ns_own, false),
-        ("list", "pods", &["-A"], false),
-        ("create", "events", ns_own, false),
-        ("get", "configmaps", ns_default, false),
-        (
-            "create",
-            "serviceaccounts",
-            &["--subresource=token", "-n", NAMESPACE],
-            false,
-        ),
-        ("*", "*", &[], false),
+        (&["patch"], CLUSTER_TOPOLOGIES, STATUS, true),
+        (&["update", "get"], CLUSTER_TOPOLOGIES, STATUS, false),
+        (&["get", "create", "patch"], DIKTYO_NT, ns_default, true),
+        (&["update", "list", "delete"], DIKTYO_NT, ns_default, false),
+        (&["create"], DIKTYO_NT, ns_system, false),
+        (&["patch"], DIKTYO_NT, OWN_NS, false),
+        (&["get", "create", "patch"], LEASES, OWN_NS, true),
+        (&["update", "delete", "list"], LEASES, OWN_NS, false),
+        (&["create"], LEASES, ns_default, false),
+        (&["patch"], LEASES, ns_system, false),
+        (&["get"], "configmaps", ns_default, false),
     ];
-    let mut wrong = Vec::new();
-    for (verb, resource, extra, want) in matrix {
-        let got = can_i_as(&kube, AGGREGATOR_USER, verb, resource, extra)?;
-        println!(
-            "can-i {verb:<7} {resource} {}: {}",
-            extra.join(" "),
-            if got { "yes" } else { "no" }
-        );
-        if got != *want {
-            wrong.push(format!("{verb} {resource} {extra:?}: {got}, want {want}"));
-        }
-    }
-    ensure!(wrong.is_empty(), "RBAC differs: {wrong:#?}");
-    Ok(())
+    check_can_i(&kube, AGGREGATOR_USER, &[CAN_I_BOTH, matrix].concat())
 }

@@ -18,6 +18,7 @@ use serde_json::{Map, Value};
 use super::exit::Failure;
 use super::warnings::Warnings;
 use crate::api::NodeTopology;
+use crate::cluster::input::shorten;
 
 /// Largest input accepted: 5,000 NodeTopologies with 32 links each are about 60 MiB.
 pub const MAX_INPUT_BYTES: u64 = 256 * 1024 * 1024;
@@ -214,18 +215,6 @@ fn shown(v: &Value) -> String {
         Some(s) => shorten(s),
         None => shorten(&v.to_string()),
     }
-}
-
-/// `s` cut to 64 bytes (on a char boundary): names in warnings come from the input.
-fn shorten(s: &str) -> String {
-    if s.len() <= 64 {
-        return s.to_owned();
-    }
-    let mut end = 64;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }
 
 /// Reads `input` as a list of `T`: 66 when it cannot be read, 65 when it is not a list.
