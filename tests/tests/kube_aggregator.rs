@@ -35,6 +35,7 @@ use linkmeter_tests::agent::{
     AgentProcess, create_node, free_port, http_get, kube_agent_command, start_kube_at, wait_for,
 };
 use linkmeter_tests::aggregator::{self as agg, NT_NAME, NT_NAMESPACE};
+use linkmeter_tests::bins;
 use linkmeter_tests::kube_env::KubeEnv;
 use linkmeter_tests::lab::{DelaySpec, Lab, Node, VethSpec};
 use serde_json::{Value, json};
@@ -766,6 +767,43 @@ fn aggregator_replicas_write_the_topologies_and_fail_over() -> Result<()> {
         network_topology_yaml(&kube)?
     );
 
+    // ---- Phase 5b: the survivor's /metrics passes promtool and serves every family
+    // README documents; `report` reads the same view from the cluster.
+    let text = replicas[follower_index]
+        .metrics()
+        .context("the survivor's /metrics")?;
+    promtool_check(&text)?;
+    for family in documented_families()? {
+        ensure!(
+            // A sample, or (for a labelled family nothing has touched yet) its TYPE.
+            text.lines().any(|l| {
+                let l = l.strip_prefix("# TYPE ").unwrap_or(l);
+                l.starts_with(&family) && l[family.len()..].starts_with(['{', ' ', '_'])
+            }),
+            "README documents {family}, /metrics does not serve it"
+        );
+    }
+    let report = Command::new(bins::aggregator())
+        .args(["report", "--kubeconfig"])
+        .arg(kube.kubeconfig_path())
+        .env_remove("KUBECONFIG")
+        .output()
+        .context("report")?;
+    let report_text = String::from_utf8_lossy(&report.stdout);
+    ensure!(
+        report.status.success(),
+        "report exited {}: {}",
+        report.status,
+        String::from_utf8_lossy(&report.stderr)
+    );
+    for word in zones().into_iter().chain(["n1", "n2", "n3", "n4"]) {
+        ensure!(
+            report_text.contains(word),
+            "report from the cluster does not name {word}:\n{report_text}"
+        );
+    }
+    println!("phase 5b: promtool passed; report from the cluster:\n{report_text}");
+
     // ---- Phase 6: SIGTERM stops the survivor cleanly.
     {
         let mut live: Vec<&mut Named> = agents.iter_mut().collect();
@@ -792,4 +830,55 @@ fn aggregator_replicas_write_the_topologies_and_fail_over() -> Result<()> {
     );
     println!("total {:.0}s", t0.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// `promtool check metrics` on `text`: it must pass without a complaint.
+fn promtool_check(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("promtool (apt-get install prometheus)")?;
+    child
+        .stdin
+        .take()
+        .context("promtool stdin")?
+        .write_all(text.as_bytes())?;
+    let out = child.wait_with_output()?;
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ensure!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool check metrics: {said}"
+    );
+    Ok(())
+}
+
+/// The metric families README's aggregator table lists (`linkmeter_aggregator_` + each
+/// backticked name of the first column).
+fn documented_families() -> Result<Vec<String>> {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))?;
+    let start = readme
+        .find("Its families, all prefixed `linkmeter_aggregator_`")
+        .context("README: the aggregator's metric table")?;
+    let mut families = Vec::new();
+    let rows = readme[start..]
+        .lines()
+        .skip_while(|l| !l.starts_with("| `"))
+        .map_while(|l| l.strip_prefix("| `"));
+    for row in rows {
+        let first = row.split(" |").next().unwrap_or("");
+        for name in first.split('`').filter(|n| !n.is_empty() && *n != ", ") {
+            families.push(format!("linkmeter_aggregator_{name}"));
+        }
+    }
+    ensure!(families.len() >= 10, "README lists only {families:?}");
+    Ok(families)
 }

@@ -70,6 +70,18 @@ impl Metrics {
         let computations = Counter::default();
         let last_computation = Gauge::<f64, AtomicU64>::default();
         let watch_errors = Family::<StaticLabel, Counter>::default();
+        // Every label value known in advance is served from the start, at 0: a query
+        // then sees a flat line, not a missing series, and a rate() works from the
+        // first scrape.
+        for kind in ["ClusterTopology", "NetworkTopology"] {
+            for result in ["ok", "error", "unchanged"] {
+                let _ = writes.get_or_create(&[("kind", kind), ("result", result)]);
+            }
+        }
+        for resource in ["Node", "NodeTopology"] {
+            let _ = watch_errors.get_or_create(&[("resource", resource)]);
+        }
+        let _ = skipped.get_or_create(&[("reason", "malformed".to_owned())]);
         registry.register("nodes", "Nodes in the last computed view", nodes.clone());
         registry.register(
             "stale_nodes",
@@ -146,7 +158,7 @@ impl Metrics {
             p90_error,
             writes,
             skipped,
-            reasons: Mutex::new(BTreeSet::new()),
+            reasons: Mutex::new(BTreeSet::from(["malformed".to_owned()])),
             is_leader,
             computations,
             last_computation,
@@ -301,7 +313,8 @@ mod tests {
             .lines()
             .filter(|l| l.starts_with("linkmeter_aggregator_skipped_objects_total{"))
             .count();
+        // `malformed` (served from the start) is one of the MAX_REASONS.
         assert_eq!(series, MAX_REASONS + 1, "{text}");
-        assert!(text.contains("reason=\"other\"} 7"), "{text}");
+        assert!(text.contains("reason=\"other\"} 8"), "{text}");
     }
 }

@@ -41,13 +41,29 @@ pub fn network_object(namespace: &str, name: &str, view: &View) -> NetworkTopolo
     obj
 }
 
-/// The ClusterTopology status less the fields that change at every computation.
+/// The ClusterTopology status less the fields that change at every computation. A
+/// node's `ageSeconds` grows with the calculation time while its report stays the same,
+/// so it is compared as the time it stands for (`calculatedAt` − age): time passing is
+/// no change, a new report from the node is.
 pub fn cluster_content(status: &ClusterTopologyStatus) -> ClusterTopologyStatus {
-    ClusterTopologyStatus {
+    let mut content = ClusterTopologyStatus {
         calculated_at: None,
         calculation_millis: 0,
         ..status.clone()
+    };
+    let at = status
+        .calculated_at
+        .as_deref()
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+        .map(|t| t.as_second());
+    if let Some(at) = at {
+        for node in content.zones.iter_mut().flat_map(|z| &mut z.nodes) {
+            node.age_seconds = node
+                .age_seconds
+                .and_then(|age| u64::try_from(at - i64::try_from(age).ok()?).ok());
+        }
     }
+    content
 }
 
 /// The NetworkTopology spec and status less the calculation time.
@@ -120,6 +136,29 @@ mod tests {
         assert_eq!(v["spec"]["configmapName"], "linkmeter-aggregator");
         assert_eq!(v["status"]["nodeCount"], 4);
         assert_eq!(v["status"]["weightCalculationTime"], "2026-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn content_compares_ages_as_the_times_they_stand_for() {
+        let status = |at: &str, age: u64| ClusterTopologyStatus {
+            calculated_at: Some(at.into()),
+            zones: vec![crate::api::ZoneNodes {
+                nodes: vec![crate::api::NodeSummary {
+                    name: "n1".into(),
+                    age_seconds: Some(age),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let first = status("2026-01-01T00:00:00Z", 10);
+        // A minute on, the same report is a minute older: no change.
+        let later = status("2026-01-01T00:01:00Z", 70);
+        assert_eq!(cluster_content(&first), cluster_content(&later));
+        // A new report from the node: a change.
+        let fresh = status("2026-01-01T00:01:00Z", 5);
+        assert_ne!(cluster_content(&first), cluster_content(&fresh));
     }
 
     #[test]
