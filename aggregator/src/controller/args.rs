@@ -330,7 +330,7 @@ fn label_ok(s: &str, max: usize) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use clap::Parser;
 
@@ -340,7 +340,8 @@ mod tests {
         run: RunArgs,
     }
 
-    fn parse(extra: &[&str]) -> RunArgs {
+    /// `run` with `extra` flags, parsed (other test modules build their args here too).
+    pub(in crate::controller) fn parse(extra: &[&str]) -> RunArgs {
         let mut argv = vec!["run"];
         argv.extend_from_slice(extra);
         Cli::try_parse_from(argv).expect("parses").run

@@ -203,23 +203,14 @@ fn log_startup(s: &Settings, identity: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser, Debug)]
-    struct Cli {
-        #[command(flatten)]
-        run: RunArgs,
-    }
+    use args::tests::parse;
 
     #[test]
     fn bad_flags_exit_64() {
-        let args = Cli::try_parse_from(["run", "--interval", "0s"])
-            .expect("parses")
-            .run;
-        assert_eq!(run(args), ExitCode::from(USAGE));
-        let args = Cli::try_parse_from(["run", "--lease-duration", "1s"])
-            .expect("parses")
-            .run;
-        assert_eq!(run(args), ExitCode::from(USAGE));
+        assert_eq!(run(parse(&["--interval", "0s"])), ExitCode::from(USAGE));
+        assert_eq!(
+            run(parse(&["--lease-duration", "1s"])),
+            ExitCode::from(USAGE)
+        );
     }
 }
