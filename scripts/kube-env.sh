@@ -10,7 +10,7 @@
 #                                          start kube-apiserver again on the same port
 #
 # `install` prints the binaries it settled on as KEY=VALUE lines on stdout (everything
-# else goes to stderr). `start` writes DIR/kubeconfig (admin token, system:masters) and
+# else goes to stderr): ETCD, KUBE_APISERVER, KUBECTL, and KUBE_SCHEDULER when there is one. `start` writes DIR/kubeconfig (admin token, system:masters) and
 # DIR/env (ports, pids, paths, the admin token) as KEY=VALUE lines.
 #
 # Where the binaries come from:
@@ -26,7 +26,7 @@
 # Environment:
 #   LINKMETER_KUBE_CACHE       cache directory (default /var/cache/linkmeter-kube as root,
 #                              ~/.cache/linkmeter-kube otherwise)
-#   LINKMETER_KUBE_COMPONENTS  what to build (default "kube-apiserver"; e.g. add
+#   LINKMETER_KUBE_COMPONENTS  what to build (default "kube-apiserver kube-scheduler"; e.g. add
 #                              "kube-controller-manager" for garbage collection)
 #   LINKMETER_KUBE_KEEP_SRC=1  keep the built source tree (later builds of other
 #                              components then take about a minute each)
@@ -52,7 +52,7 @@ else
   default_cache=${XDG_CACHE_HOME:-$HOME/.cache}/linkmeter-kube
 fi
 CACHE=${LINKMETER_KUBE_CACHE:-$default_cache}
-COMPONENTS=${LINKMETER_KUBE_COMPONENTS:-kube-apiserver}
+COMPONENTS=${LINKMETER_KUBE_COMPONENTS:-kube-apiserver kube-scheduler}
 
 # ---------------------------------------------------------------------------------------
 # install
@@ -339,8 +339,18 @@ cmd_install() {
   echo "ETCD=$ETCD"
   echo "KUBE_APISERVER=$KUBE_APISERVER"
   echo "KUBECTL=$KUBECTL"
+  # kube-scheduler is optional (KUBEBUILDER_ASSETS may lack it, LINKMETER_KUBE_COMPONENTS
+  # may leave it out): printed only when it is there.
+  local sched=$CACHE/bin/kube-scheduler
+  [[ -z ${KUBEBUILDER_ASSETS:-} ]] || sched=$KUBEBUILDER_ASSETS/kube-scheduler
+  if [[ -x $sched ]]; then
+    echo "KUBE_SCHEDULER=$sched"
+  fi
   log "etcd:           $ETCD ($("$ETCD" --version 2>/dev/null | awk '/etcd Version/ {print $3}'))"
   log "kube-apiserver: $KUBE_APISERVER ($("$KUBE_APISERVER" --version 2>/dev/null))"
+  if [[ -x $sched ]]; then
+    log "kube-scheduler: $sched ($("$sched" --version 2>/dev/null))"
+  fi
   log "kubectl:        $KUBECTL"
 }
 

@@ -59,6 +59,9 @@ pub struct Binaries {
     pub kube_apiserver: PathBuf,
     /// kubectl.
     pub kubectl: PathBuf,
+    /// kube-scheduler, when one was built (or is in `KUBEBUILDER_ASSETS`); see
+    /// [`crate::kube_scheduler`].
+    pub kube_scheduler: Option<PathBuf>,
 }
 
 /// Runs `kube-env.sh install` the first time it is called in this process
@@ -85,6 +88,7 @@ fn run_install() -> Result<Binaries> {
         etcd: path("ETCD")?,
         kube_apiserver: path("KUBE_APISERVER")?,
         kubectl: path("KUBECTL")?,
+        kube_scheduler: vars.get("KUBE_SCHEDULER").map(PathBuf::from),
     })
 }
 

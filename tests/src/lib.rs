@@ -7,4 +7,5 @@ pub mod aggregator;
 pub mod bins;
 pub mod fake_nvml;
 pub mod kube_env;
+pub mod kube_scheduler;
 pub mod lab;
