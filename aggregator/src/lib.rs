@@ -12,6 +12,8 @@ pub mod cli;
 pub mod cluster;
 pub mod controller;
 pub mod coords;
+pub mod extender;
 pub mod peers;
+pub mod placement;
 pub mod publish;
 pub mod summary;

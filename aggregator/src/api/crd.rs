@@ -9,11 +9,15 @@
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
-use super::{ClusterTopology, NetworkTopology, NodeTopology};
+use super::{ClusterTopology, NetworkTopology, NodeBandwidth, NodeTopology};
 
 /// Every CRD linkmeter owns, in a stable order.
 pub fn all_crds() -> Vec<CustomResourceDefinition> {
-    vec![NodeTopology::crd(), ClusterTopology::crd()]
+    vec![
+        NodeTopology::crd(),
+        ClusterTopology::crd(),
+        NodeBandwidth::crd(),
+    ]
 }
 
 /// Diktyo's NetworkTopology CRD as scheduler-plugins ships it: namespaced, and without

@@ -6,11 +6,13 @@
 mod cluster_topology;
 mod crd;
 mod network_topology;
+mod node_bandwidth;
 mod node_topology;
 
 pub use cluster_topology::*;
 pub use crd::{all_crds, crds_yaml, diktyo_crd, diktyo_crd_yaml};
 pub use network_topology::*;
+pub use node_bandwidth::*;
 pub use node_topology::*;
 
 /// API group of every linkmeter resource.
@@ -32,6 +34,9 @@ pub const CLUSTER_TOPOLOGY_NAME: &str = "cluster";
 pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 /// Well-known Node label with the node's region.
 pub const REGION_LABEL: &str = "topology.kubernetes.io/region";
+/// Node label the aggregator keeps with `--label-nodes`: `slow` or `fast` by the
+/// measured uplink, with hysteresis.
+pub const UPLINK_CLASS_LABEL: &str = "linkmeter.dev/uplink-class";
 
 #[cfg(test)]
 mod tests {

@@ -124,6 +124,12 @@ impl Item for Node {
     const RESOURCE: &'static str = "nodes";
 }
 
+impl Item for k8s_openapi::api::core::v1::Pod {
+    const KIND: &'static str = "Pod";
+    const API_VERSION: &'static str = "v1";
+    const RESOURCE: &'static str = "pods";
+}
+
 /// The items of one list that could be read, and the warnings about the rest.
 #[derive(Debug)]
 pub struct Items<T> {

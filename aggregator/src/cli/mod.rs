@@ -6,8 +6,10 @@
 //! data, 66 an input that cannot be opened. Every failure is one line on stderr.
 
 pub mod calculate;
+pub mod cluster_read;
 pub mod compute;
 pub mod exit;
+pub mod explain;
 pub mod files;
 pub mod inputs;
 pub mod predict;
@@ -58,6 +60,9 @@ pub enum Command {
     /// Summarise the cluster for a person: zones, RTT and throughput matrices, worst links,
     /// stale nodes, GPUs, node classes, model quality
     Report(report::ReportArgs),
+    /// Explain where a pod may go: every node with its verdict, the reasons with the
+    /// figures, and the score, as the scheduler extender decides now
+    Explain(explain::ExplainArgs),
 }
 
 /// Parses `argv` and runs the chosen command; returns the process exit status.
@@ -71,6 +76,7 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
         Command::Compute(args) => compute::run(&args),
         Command::Predict(args) => predict::run(&args),
         Command::Report(args) => report::run(&args),
+        Command::Explain(args) => explain::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Node;
 
-use crate::api::{ClusterTopologyStatus, NodeTopology, REGION_LABEL, SkippedCount, ZONE_LABEL};
+use crate::api::{
+    ClusterTopologyStatus, NodeTopology, REGION_LABEL, SkippedCount, UPLINK_CLASS_LABEL, ZONE_LABEL,
+};
 
 /// Links read from one NodeTopology at most; the agent writes up to its peer limit (32
 /// by default), so this only bites on a broken or hostile object.
@@ -29,7 +31,7 @@ const MAX_LABEL_LEN: usize = 63;
 const MAX_WARNINGS: usize = 20;
 
 /// A Node as the view needs it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NodeInfo {
     /// Node name.
     pub name: String,
@@ -37,6 +39,10 @@ pub struct NodeInfo {
     pub zone: Option<String>,
     /// `topology.kubernetes.io/region`.
     pub region: Option<String>,
+    /// `metadata.uid`, for the ownerReference of objects written about the node.
+    pub uid: String,
+    /// The `linkmeter.dev/uplink-class` label it carries now (`--label-nodes`).
+    pub uplink_class: Option<String>,
 }
 
 impl NodeInfo {
@@ -53,6 +59,8 @@ impl NodeInfo {
             name: node.metadata.name.clone().unwrap_or_default(),
             zone: label(ZONE_LABEL),
             region: label(REGION_LABEL),
+            uid: node.metadata.uid.clone().unwrap_or_default(),
+            uplink_class: label(UPLINK_CLASS_LABEL),
         }
     }
 }
@@ -150,8 +158,7 @@ pub(crate) fn check(
             .filter_map(|t| t.metadata.name.clone())
             .map(|name| NodeInfo {
                 name,
-                zone: None,
-                region: None,
+                ..Default::default()
             })
             .collect(),
     };

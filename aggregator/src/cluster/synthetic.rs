@@ -33,6 +33,7 @@ pub fn cluster(
             name: name(i),
             zone: Some(format!("zone-{:02}", i % zones)),
             region: Some(format!("region-{}", (i % zones) % 4)),
+            ..Default::default()
         })
         .collect();
     let mut links: Vec<Vec<Link>> = vec![Vec::new(); n];

@@ -14,6 +14,7 @@ fn info(name: &str, zone: &str, region: &str) -> NodeInfo {
         name: name.to_owned(),
         zone: Some(zone.to_owned()),
         region: Some(region.to_owned()),
+        ..Default::default()
     }
 }
 

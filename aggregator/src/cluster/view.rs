@@ -93,6 +93,13 @@ impl Output {
         &self.names
     }
 
+    /// Goodput `from` → `to` as measured (either end's test, merged), kbit/s; `None`
+    /// when nobody measured it or a name is unknown.
+    pub fn goodput_kbps(&self, from: &str, to: &str) -> Option<u64> {
+        let (&a, &b) = (self.index.get(from)?, self.index.get(to)?);
+        self.pairs.get(a, b)?.ab_kbps
+    }
+
     /// RTT of `from` → `to`: measured where some end measured it, else predicted;
     /// `None` for an unknown node, the same node twice, or a node the coordinates know
     /// nothing about.

@@ -19,6 +19,7 @@ fn info(name: &str, zone: &str) -> NodeInfo {
         name: name.to_owned(),
         zone: Some(zone.to_owned()),
         region: Some("r1".to_owned()),
+        ..Default::default()
     }
 }
 

@@ -1,7 +1,6 @@
 //! `report`: the cluster view for a person, as text or as one JSON document; from the
 //! cluster or from the same files as `compute`.
 
-mod from_cluster;
 mod model;
 mod table;
 mod text;
@@ -46,7 +45,7 @@ pub fn run(args: &ReportArgs) -> Result<(), Failure> {
     let opts = args.view.options();
     let inputs = match &args.nodetopologies {
         Some(topologies) => Inputs::from_files(topologies, args.nodes.as_deref())?,
-        None => from_cluster::read(args.kubeconfig.as_deref())?,
+        None => super::cluster_read::read(args.kubeconfig.as_deref())?,
     };
     inputs.print_warnings();
     let out = calculate(&inputs, &opts);

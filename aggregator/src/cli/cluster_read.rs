@@ -1,4 +1,4 @@
-//! Reading NodeTopologies and Nodes from the cluster for `report`.
+//! Reading NodeTopologies and Nodes (and, for `explain`, Pods) from the cluster.
 //!
 //! Both are listed as `DynamicObject`s and each object is read on its own, as from a
 //! file, so one object the types do not accept is skipped with a warning, not fatal.
@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use kube::{Client, Resource};
 use linkmeter_runtime::kube_client::{self, ClientError};
@@ -40,9 +40,48 @@ pub fn read(kubeconfig: Option<&Path>) -> Result<Inputs, Failure> {
 
 async fn read_async(kubeconfig: Option<&Path>) -> Result<Inputs, Failure> {
     let client = connect(kubeconfig).await?;
-    let topologies = list::<NodeTopology>(&client).await?;
-    let nodes = list::<Node>(&client).await?;
+    read_inputs(&client).await
+}
+
+async fn read_inputs(client: &Client) -> Result<Inputs, Failure> {
+    let topologies = list::<NodeTopology>(client).await?;
+    let nodes = list::<Node>(client).await?;
     Ok(Inputs::from_items(topologies, Some(nodes)))
+}
+
+/// What `explain` reads: the inputs, the pod `namespace/name`, and every pod bound to a
+/// node and not finished.
+pub fn read_for_pod(
+    kubeconfig: Option<&Path>,
+    namespace: &str,
+    name: &str,
+) -> Result<(Inputs, Pod, Items<Pod>), Failure> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::runtime(format!("cannot start the async runtime: {e}")))?;
+    rt.block_on(async {
+        let work = async {
+            let client = connect(kubeconfig).await?;
+            let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+            let pod = api.get(name).await.map_err(|e| match &e {
+                kube::Error::Api(s) if s.code == 404 => {
+                    Failure::data(format!("pod {namespace}/{name} not found"))
+                }
+                _ => Failure::runtime(format!("cannot read pod {namespace}/{name}: {e}")),
+            })?;
+            let inputs = read_inputs(&client).await?;
+            let pods = list::<Pod>(&client).await?;
+            Ok((inputs, pod, pods))
+        };
+        match tokio::time::timeout(DEADLINE, work).await {
+            Ok(r) => r,
+            Err(_) => Err(Failure::runtime(format!(
+                "reading the cluster took more than {} s",
+                DEADLINE.as_secs()
+            ))),
+        }
+    })
 }
 
 /// A client from `--kubeconfig`, else the in-cluster config, else `kube::Config::infer`
