@@ -148,6 +148,7 @@ fn kustomizations_list_every_manifest() -> Result<()> {
         "aggregator/rolebinding-leader-election.yaml",
         "aggregator/deployment.yaml",
         "aggregator/service.yaml",
+        "aggregator/service-extender.yaml",
     ] {
         ensure!(
             base.iter().any(|r| r == required),
@@ -181,6 +182,127 @@ fn kustomizations_list_every_manifest() -> Result<()> {
     ensure!(
         text.contains("\nkind: Component\n"),
         "{DIKTYO_COMPONENT}/kustomization.yaml is not a kustomize Component"
+    );
+    Ok(())
+}
+
+/// The extender entry of manifests/scheduler/config.yaml, as JSON.
+fn scheduler_extender_entry() -> Result<Value> {
+    let path = manifests_dir().join("scheduler/config.yaml");
+    let cm: Value = serde_norway::from_str(&std::fs::read_to_string(&path)?)
+        .with_context(|| format!("{} is not YAML", path.display()))?;
+    let config: Value = serde_norway::from_str(
+        cm.pointer("/data/config.yaml")
+            .and_then(Value::as_str)
+            .context("the ConfigMap has no data.config.yaml")?,
+    )?;
+    ensure!(
+        config["apiVersion"] == "kubescheduler.config.k8s.io/v1beta1"
+            && config["profiles"] == json!([{"schedulerName": "linkmeter-scheduler"}]),
+        "not the v1beta1 linkmeter-scheduler profile: {config}"
+    );
+    Ok(config["extenders"][0].clone())
+}
+
+#[test]
+fn scheduler_profile_is_the_one_the_extender_test_runs() -> Result<()> {
+    let listed = check_kustomization_lists_all(&manifests_dir().join("scheduler"))?;
+    ensure!(
+        listed
+            == [
+                "serviceaccount.yaml",
+                "rbac.yaml",
+                "config.yaml",
+                "deployment.yaml"
+            ],
+        "scheduler kustomization: {listed:?}"
+    );
+    let labels = check_kustomization_lists_all(&manifests_dir().join("components/node-labels"))?;
+    ensure!(
+        labels == ["clusterrole.yaml", "clusterrolebinding.yaml"],
+        "node-labels component: {labels:?}"
+    );
+    // tests/tests/kube_extender.rs runs kube-scheduler 1.20.2 with exactly these
+    // settings, the URL apart.
+    let mut entry = scheduler_extender_entry()?;
+    ensure!(
+        entry["urlPrefix"] == "http://linkmeter-extender.linkmeter.svc:9479",
+        "urlPrefix: {entry}"
+    );
+    entry["urlPrefix"] = json!("http://test");
+    let tested = linkmeter_tests::kube_scheduler::ExtenderConfig {
+        url_prefix: "http://test".into(),
+        node_cache_capable: true,
+        weight: 5,
+        ignorable: false,
+    };
+    ensure!(
+        entry == tested.to_json(),
+        "manifests/scheduler extender {entry} is not what the test runs: {}",
+        tested.to_json()
+    );
+    Ok(())
+}
+
+#[test]
+fn scheduler_and_node_labels_apply_to_a_real_apiserver() -> Result<()> {
+    let Some(kube) = KubeEnv::start_or_skip()? else {
+        return Ok(());
+    };
+    apply_base(&kube)?;
+    let scheduler = manifests_dir().join("scheduler");
+    kube.kubectl_ok(&["apply", "--server-side", "-k", path_str(&scheduler)?])?;
+    let deploy = get_json(
+        &kube,
+        &["deployment", "linkmeter-scheduler", "-n", NAMESPACE],
+    )?;
+    expect_eq(
+        &deploy,
+        "/spec/template/spec/serviceAccountName",
+        json!("linkmeter-scheduler"),
+    )?;
+    let cm = get_json(
+        &kube,
+        &["configmap", "linkmeter-scheduler-config", "-n", NAMESPACE],
+    )?;
+    let text = at(&cm, "/data/config.yaml")?.as_str().unwrap_or_default();
+    ensure!(text.contains("nodeCacheCapable: true"), "{text}");
+    // An overlay of the base with the node-labels component: --label-nodes, and the
+    // patch right on Nodes for the aggregator only.
+    let overlay = kube.dir().join("overlay");
+    std::fs::create_dir_all(&overlay)?;
+    // kustomize takes only relative paths: up to / from the overlay, then down.
+    let up = "../".repeat(overlay.canonicalize()?.components().count() - 1);
+    let base = manifests_dir().canonicalize()?;
+    let base = format!("{up}{}", path_str(&base)?.trim_start_matches('/'));
+    std::fs::write(
+        overlay.join("kustomization.yaml"),
+        format!(
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n\
+             resources:\n  - {base}\ncomponents:\n  - {base}/components/node-labels\n"
+        ),
+    )?;
+    // The same field manager as the base's apply: the overlay takes its place.
+    kube.kubectl_ok(&[
+        "apply",
+        "--server-side",
+        &format!("--field-manager={FIELD_MANAGER}"),
+        "-k",
+        path_str(&overlay)?,
+    ])?;
+    let deploy = get_json(&kube, &["deployment", AGGREGATOR, "-n", NAMESPACE])?;
+    expect_eq(
+        &deploy,
+        "/spec/template/spec/containers/0/args",
+        json!(["run", "--extender-listen=0.0.0.0:9479", "--label-nodes"]),
+    )?;
+    ensure!(
+        can_i_as(&kube, AGGREGATOR_USER, "patch", "nodes", &[])?,
+        "the aggregator cannot patch Nodes with the component"
+    );
+    ensure!(
+        !can_i_as(&kube, SA_USER, "patch", "nodes", &[])?,
+        "the component lets the agent patch Nodes"
     );
     Ok(())
 }
@@ -484,6 +606,7 @@ fn base_applies_server_side_and_reads_back_as_written() -> Result<()> {
         "rolebinding.rbac.authorization.k8s.io/linkmeter-aggregator-leader-election",
         "deployment.apps/linkmeter-aggregator",
         "service/linkmeter-aggregator",
+        "service/linkmeter-extender",
     ] {
         ensure!(
             applied.contains(obj),
@@ -750,6 +873,13 @@ fn check_aggregator_objects(kube: &KubeEnv) -> Result<()> {
                 &["get", "create", "patch"],
             ),
             ("linkmeter.dev", "clustertopologies/status", &["patch"]),
+            ("", "pods", &["get", "list", "watch"]),
+            (
+                "linkmeter.dev",
+                "nodebandwidths",
+                &["get", "create", "patch"],
+            ),
+            ("linkmeter.dev", "nodebandwidths/status", &["patch"]),
         ],
     )?;
     // Namespaced: NetworkTopologies in `default`, Leases in `linkmeter`, each a Role
@@ -811,7 +941,11 @@ fn check_aggregator_objects(kube: &KubeEnv) -> Result<()> {
         json!({"runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532,
                "seccompProfile": {"type": "RuntimeDefault"}}),
     )?;
-    let c = only_container(pod, AGGREGATOR_IMAGE, json!(["run"]))?;
+    let c = only_container(
+        pod,
+        AGGREGATOR_IMAGE,
+        json!(["run", "--extender-listen=0.0.0.0:9479"]),
+    )?;
     expect_eq(
         c,
         "/securityContext",
@@ -821,7 +955,8 @@ fn check_aggregator_objects(kube: &KubeEnv) -> Result<()> {
     expect_eq(
         c,
         "/ports",
-        json!([{"name": "metrics", "containerPort": 9478, "protocol": "TCP"}]),
+        json!([{"name": "metrics", "containerPort": 9478, "protocol": "TCP"},
+               {"name": "extender", "containerPort": 9479, "protocol": "TCP"}]),
     )?;
     expect_probes(c)?;
     for (name, field) in [
@@ -843,6 +978,14 @@ fn check_aggregator_objects(kube: &KubeEnv) -> Result<()> {
 
     // Service: headless, selects the Deployment's pods.
     check_metrics_service(kube, AGGREGATOR, &labels, 9478)?;
+    // The extender's Service: load-balanced over every replica.
+    let svc = get_json(kube, &["service", "linkmeter-extender", "-n", NAMESPACE])?;
+    expect_eq(&svc, "/spec/selector", labels.clone())?;
+    expect_eq(
+        &svc,
+        "/spec/ports",
+        json!([{"name": "extender", "port": 9479, "targetPort": "extender", "protocol": "TCP"}]),
+    )?;
 
     // The ClusterTopology CRD, labelled as part of linkmeter like NodeTopology's.
     let crd = linkmeter_crd(kube, "clustertopologies.linkmeter.dev")?;
@@ -967,13 +1110,13 @@ const OWN_NS: &[&str] = &["-n", NAMESPACE];
 const TOKEN_IN_OWN_NS: &[&str] = &["--subresource=token", "-n", NAMESPACE];
 
 /// RBAC rows that hold for both ServiceAccounts: they read Nodes without changing them,
-/// and get no Secrets, Pods, Events, tokens or wildcard.
+/// and get no Secrets, Events, tokens or wildcard (and write no Pods).
 const CAN_I_BOTH: &[CanI] = &[
     (&["get", "list", "watch"], "nodes", &[], true),
     (&["patch", "delete"], "nodes", &[], false),
     (&["get"], "secrets", &["-A"], false),
     (&["list"], "secrets", OWN_NS, false),
-    (&["list"], "pods", &["-A"], false),
+    (&["create", "patch", "delete"], "pods", &["-A"], false),
     (&["create"], "events", OWN_NS, false),
     (&["create"], "serviceaccounts", TOKEN_IN_OWN_NS, false),
     (&["*"], "*", &[], false),
@@ -1053,7 +1196,6 @@ const NT_PATH: &str = "/apis/linkmeter.dev/v1alpha1/nodetopologies";
 const DENIED_TO_BOTH: &[&[&str]] = &[
     &["get", "secrets", "-A"],
     &["get", "secret", "x", "-n", NAMESPACE],
-    &["get", "pods", "-A"],
     &["delete", "node", "node-a"],
     &["label", "node", "node-a", "linkmeter.dev/x=y"],
     &["delete", "nodetopology", "node-a"],
@@ -1177,9 +1319,10 @@ fn agent_service_account_can_do_its_job_and_nothing_more() -> Result<()> {
 
     // --- denied ------------------------------------------------------------------------
     let file = path_str(&file)?;
-    let own: [&[&str]; 2] = [
+    let own: [&[&str]; 3] = [
         &["get", "configmaps", "-n", NAMESPACE],
         &["replace", "-f", file],
+        &["get", "pods", "-A"],
     ];
     for args in DENIED_TO_BOTH.iter().copied().chain(own) {
         expect_forbidden(&kube, &agent, args)?;
@@ -1209,6 +1352,7 @@ fn agent_service_account_can_do_its_job_and_nothing_more() -> Result<()> {
         (&["patch", "get"], NODE_TOPOLOGIES, STATUS, true),
         (&["update"], NODE_TOPOLOGIES, STATUS, false),
         (&["create"], "pods", OWN_NS, false),
+        (&["list"], "pods", &["-A"], false),
         (&["get"], "configmaps", OWN_NS, false),
     ];
     check_can_i(&kube, SA_USER, &[CAN_I_BOTH, matrix].concat())
@@ -1487,6 +1631,10 @@ fn aggregator_service_account_can_do_its_job_and_nothing_more() -> Result<()> {
         (&["create"], LEASES, ns_default, false),
         (&["patch"], LEASES, ns_system, false),
         (&["get"], "configmaps", ns_default, false),
+        (&["get", "list", "watch"], "pods", &["-A"], true),
+        (&["get", "create", "patch"], "nodebandwidths", &[], true),
+        (&["update", "delete"], "nodebandwidths", &[], false),
+        (&["patch"], "nodebandwidths", STATUS, true),
     ];
     check_can_i(&kube, AGGREGATOR_USER, &[CAN_I_BOTH, matrix].concat())
 }

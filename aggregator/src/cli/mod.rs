@@ -1,6 +1,7 @@
 //! The `linkmeter-aggregator` command line: `run` (the in-cluster controller) and the
-//! offline commands `compute`, `predict` and `report`, which read what
-//! `kubectl get nodetopologies,nodes -o json` prints and run the same calculation.
+//! offline commands `compute`, `predict`, `report` and `explain`, which read what
+//! `kubectl get nodetopologies,nodes -o json` prints (or the cluster) and run the same
+//! calculation.
 //!
 //! Exit statuses follow sysexits(3): 0 ok, 1 runtime failure, 64 bad usage, 65 bad input
 //! data, 66 an input that cannot be opened. Every failure is one line on stderr.

@@ -96,15 +96,28 @@ impl Output {
     /// Goodput `from` → `to` as measured (either end's test, merged), kbit/s; `None`
     /// when nobody measured it or a name is unknown.
     pub fn goodput_kbps(&self, from: &str, to: &str) -> Option<u64> {
-        let (&a, &b) = (self.index.get(from)?, self.index.get(to)?);
-        self.pairs.get(a, b)?.ab_kbps
+        self.goodput_at_kbps(self.index_of(from)?, self.index_of(to)?)
+    }
+
+    /// [`Output::goodput_kbps`] by position in [`Output::node_names`].
+    pub fn goodput_at_kbps(&self, from: usize, to: usize) -> Option<u64> {
+        self.pairs.get(from, to)?.ab_kbps
+    }
+
+    /// Position of a node in [`Output::node_names`].
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
     }
 
     /// RTT of `from` → `to`: measured where some end measured it, else predicted;
     /// `None` for an unknown node, the same node twice, or a node the coordinates know
     /// nothing about.
     pub fn predict(&self, from: &str, to: &str) -> Option<Prediction> {
-        let (&a, &b) = (self.index.get(from)?, self.index.get(to)?);
+        self.predict_at(self.index_of(from)?, self.index_of(to)?)
+    }
+
+    /// [`Output::predict`] by position in [`Output::node_names`].
+    pub fn predict_at(&self, a: usize, b: usize) -> Option<Prediction> {
         if a == b {
             return None;
         }

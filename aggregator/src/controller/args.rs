@@ -60,6 +60,32 @@ pub struct RunArgs {
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:9478")]
     pub listen: SocketAddr,
 
+    /// Serve the kube-scheduler extender (`POST /filter`, `POST /prioritize`) on this
+    /// address. Every replica serves it from its own caches, leader or not. Off when not
+    /// given.
+    #[arg(long, value_name = "ADDR", env = "LINKMETER_EXTENDER_LISTEN")]
+    pub extender_listen: Option<SocketAddr>,
+
+    /// Largest extender request body accepted, bytes (a quantity: `64Mi`). A request with
+    /// 5,000 whole Nodes (`nodeCacheCapable: false`) is about 10 MiB, more with the
+    /// Nodes' image lists; one with node names about 200 KiB.
+    #[arg(long, value_name = "BYTES", default_value = "64Mi", value_parser = parse_quantity)]
+    pub extender_max_body: u64,
+
+    /// Keep the `linkmeter.dev/uplink-class` label (`slow` or `fast`, by the measured
+    /// uplink, with hysteresis) on every Node, for plain nodeSelectors (leader only).
+    #[arg(long)]
+    pub label_nodes: bool,
+
+    /// With `--label-nodes`: an uplink below this (bit/s, a quantity: `50M`) is `slow`;
+    /// it is `fast` again only from 5/4 of it.
+    #[arg(long, value_name = "BITS", default_value = "50M", value_parser = parse_quantity)]
+    pub slow_uplink_below: u64,
+
+    /// Do not write NodeBandwidth objects (capacity, reservations, available per node).
+    #[arg(long)]
+    pub no_node_bandwidth: bool,
+
     /// Elect one writer among the replicas through a Lease. With `false` this process
     /// always writes (one replica only).
     #[arg(
@@ -115,6 +141,11 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim()).map_err(|e| format!("invalid duration {s:?}: {e}"))
 }
 
+/// A Kubernetes quantity (`64Mi`, `50M`).
+fn parse_quantity(s: &str) -> Result<u64, String> {
+    crate::placement::quantity::parse(s)
+}
+
 /// What `run` was asked to do, checked.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -130,6 +161,12 @@ pub struct Settings {
     pub targets: Targets,
     /// HTTP address.
     pub listen: SocketAddr,
+    /// The extender's address and body limit, when served.
+    pub extender: Option<(SocketAddr, usize)>,
+    /// `--slow-uplink-below` with `--label-nodes`.
+    pub label_threshold: Option<u64>,
+    /// Write NodeBandwidth objects.
+    pub node_bandwidth: bool,
     /// `None` when leader election is off (always the writer).
     pub election: Option<Election>,
     /// Log format.
@@ -200,7 +237,20 @@ impl Settings {
         } else {
             None
         };
+        if args.extender_max_body < 1024 {
+            return Err(format!(
+                "--extender-max-body {}: must be at least 1Ki",
+                args.extender_max_body
+            ));
+        }
+        if args.label_nodes && args.slow_uplink_below == 0 {
+            return Err("--slow-uplink-below 0: must be above 0".to_owned());
+        }
+        let max_body = usize::try_from(args.extender_max_body).unwrap_or(usize::MAX);
         Ok(Settings {
+            extender: args.extender_listen.map(|a| (a, max_body)),
+            label_threshold: args.label_nodes.then_some(args.slow_uplink_below),
+            node_bandwidth: !args.no_node_bandwidth,
             kubeconfig: args.kubeconfig.clone(),
             interval,
             refresh: interval.saturating_mul(4),

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::{self, Options};
+use crate::placement::World;
 
 use super::objects::View;
 use super::pacer::Pacer;
@@ -140,13 +141,15 @@ impl<W: TopologyWriter> ControlLoop<W> {
         let task = tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
             let out = cluster::compute(Some(&nodes), &topologies, &opts);
-            (out, started.elapsed())
+            let elapsed = started.elapsed();
+            // The extender's world: this view plus the GPUs of the same NodeTopologies.
+            (World::new(out, &topologies), elapsed)
         });
         let joined = tokio::select! {
             _ = shutdown.cancelled() => return,
             joined = task => joined,
         };
-        let (out, elapsed) = match joined {
+        let (world, elapsed) = match joined {
             Ok(done) => done,
             Err(e) => {
                 // A bug, or input that trips one: the next computation may do better.
@@ -154,14 +157,14 @@ impl<W: TopologyWriter> ControlLoop<W> {
                 return;
             }
         };
-        let mut cluster_status = out.cluster;
+        let out = world.view();
+        let mut cluster_status = out.cluster.clone();
         cluster_status.calculation_millis = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
         self.shared.metrics.computed(
             &cluster_status,
             elapsed.as_secs_f64(),
             now.as_millisecond() as f64 / 1000.0,
         );
-        self.shared.mark_computed();
         tracing::debug!(
             nodes = cluster_status.node_count,
             topologies = topology_count,
@@ -169,11 +172,14 @@ impl<W: TopologyWriter> ControlLoop<W> {
             duration_ms = cluster_status.calculation_millis,
             "computed the cluster view"
         );
-        self.log_warnings(out.warnings);
+        self.log_warnings(out.warnings.clone());
+        let (network, network_status) = (out.network.clone(), out.network_status.clone());
+        self.shared.set_world(world);
+        self.shared.mark_computed();
         let view = View {
             cluster: cluster_status,
-            network: out.network,
-            network_status: out.network_status,
+            network,
+            network_status,
         };
         if self.leader {
             let report = self.publish(&view, shutdown).await;

@@ -5,13 +5,17 @@
 //! [`control_loop`]), and, on the replica that holds the Lease ([`leader`]), writes the
 //! ClusterTopology and the Diktyo NetworkTopology by server-side apply when their content
 //! changed ([`publish`] through [`writer`]). `/metrics`, `/healthz` and `/readyz` are
-//! served by [`http`].
+//! served by [`http`]. Pods are watched too: the leader writes each node's
+//! NodeBandwidth and (with `--label-nodes`) its uplink label from them
+//! ([`placement_loop`], [`placement_publish`]), and every replica serves the scheduler
+//! extender from the last view and the pods ([`extender_http`]).
 //!
 //! Exit status: 0 after SIGTERM/SIGINT, 64 for bad flags or configuration, 1 when the
 //! process cannot run (the port is taken, the HTTP server fails).
 
 mod args;
 mod control_loop;
+mod extender_http;
 #[cfg(test)]
 mod fake_writer;
 mod http;
@@ -19,6 +23,8 @@ mod leader;
 mod metrics;
 mod objects;
 mod pacer;
+mod placement_loop;
+mod placement_publish;
 mod publish;
 mod shared;
 mod store;
@@ -39,6 +45,7 @@ pub use linkmeter_runtime::logging::LogFormat;
 
 use args::Settings;
 use control_loop::{ControlLoop, LoopConfig};
+use placement_publish::PlacementPublisher;
 use publish::Publisher;
 use shared::Shared;
 use writer::KubeWriter;
@@ -94,6 +101,16 @@ async fn serve(settings: Settings) -> u8 {
             return FAILURE;
         }
     };
+    let extender_listener = match settings.extender {
+        Some((addr, _)) => match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("linkmeter-aggregator: --extender-listen {addr}: {e}");
+                return FAILURE;
+            }
+        },
+        None => None,
+    };
     let shutdown = CancellationToken::new();
     if let Err(e) = linkmeter_runtime::shutdown::cancel_on_signals(shutdown.clone()) {
         eprintln!("linkmeter-aggregator: cannot install signal handlers: {e}");
@@ -109,6 +126,7 @@ async fn serve(settings: Settings) -> u8 {
     let watches = [
         watch::spawn_nodes(client.clone(), shared.clone(), shutdown.clone()),
         watch::spawn_topologies(client.clone(), shared.clone(), shutdown.clone()),
+        watch::spawn_pods(client.clone(), shared.clone(), shutdown.clone()),
     ];
     // HTTP stops on its own token, after the loop and the Lease release, so that
     // `/healthz` answers until the process is really going.
@@ -118,6 +136,15 @@ async fn serve(settings: Settings) -> u8 {
         http::router(shared.clone()),
         http_stop.clone(),
     ));
+
+    let mut extender = extender_listener.map(|listener| {
+        let max_body = settings.extender.map_or(0, |(_, b)| b);
+        tokio::spawn(linkmeter_runtime::metrics_http::serve(
+            listener,
+            extender_http::router(shared.clone(), max_body),
+            http_stop.clone(),
+        ))
+    });
 
     // With election off the sender must live as long as the loop reads it.
     let (_always, leader_rx, election) = match settings.election.clone() {
@@ -132,6 +159,16 @@ async fn serve(settings: Settings) -> u8 {
         }
     };
 
+    let placement = tokio::spawn(placement_loop::run(
+        shared.clone(),
+        PlacementPublisher::new(
+            KubeWriter::new(client.clone()),
+            settings.node_bandwidth,
+            settings.label_threshold,
+        ),
+        leader_rx.clone(),
+        shutdown.clone(),
+    ));
     let publisher = Publisher::new(KubeWriter::new(client), settings.targets.clone());
     let config = LoopConfig {
         interval: settings.interval,
@@ -165,7 +202,13 @@ async fn serve(settings: Settings) -> u8 {
     for w in watches {
         w.abort();
     }
+    placement.abort();
     http_stop.cancel();
+    if let Some(e) = extender.as_mut()
+        && tokio::time::timeout(HTTP_DRAIN, &mut *e).await.is_err()
+    {
+        e.abort();
+    }
     if !http_done && tokio::time::timeout(HTTP_DRAIN, &mut http).await.is_err() {
         http.abort();
     }
@@ -193,6 +236,9 @@ fn log_startup(s: &Settings, identity: &str) {
         weights_name = %s.targets.weights_name,
         configmap_name = %s.targets.configmap_name,
         listen = %s.listen,
+        extender = %s.extender.map_or_else(|| "off".to_owned(), |(a, _)| a.to_string()),
+        label_nodes = s.label_threshold.is_some(),
+        node_bandwidth = s.node_bandwidth,
         lease = %lease,
         lease_duration_s = s.election.as_ref().map(|e| e.duration_secs),
         identity,

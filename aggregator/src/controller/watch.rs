@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use futures_util::StreamExt;
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{NodeTopology, NodeTopologySpec, NodeTopologyStatus};
 use crate::cluster::NodeInfo;
+use crate::placement::{self, PlacedPod};
 
 use super::metrics::Metrics;
 use super::shared::Shared;
@@ -44,6 +45,40 @@ pub fn spawn_nodes(
         )
         .await;
     })
+}
+
+/// Watches every pod bound to a node and not finished into `shared.pods` (a field
+/// selector: a pod that finishes leaves the selection, which the watch reports as a
+/// deletion).
+pub fn spawn_pods(
+    client: Client,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let api: Api<Pod> = Api::all(client);
+        let config = watcher::Config::default()
+            .any_semantic()
+            .fields("spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed");
+        let stream = watcher::watcher(api, config).default_backoff();
+        pump(
+            stream,
+            &shared.pods,
+            &shared.metrics,
+            to_placed,
+            "Pod",
+            shutdown,
+        )
+        .await;
+    })
+}
+
+fn to_placed(pod: Pod) -> Converted<Option<Arc<PlacedPod>>> {
+    Converted {
+        name: key(&pod),
+        version: pod.resource_version().unwrap_or_default(),
+        value: Ok(placement::placed(&pod).map(Arc::new)),
+    }
 }
 
 /// Watches every NodeTopology into `shared.topologies`.
@@ -111,7 +146,7 @@ async fn pump<K, T, S>(
                     log_malformed(resource, &name, &version, &why);
                 }
             }
-            Ok(Event::Delete(obj)) => store.delete(&obj.name_any()),
+            Ok(Event::Delete(obj)) => store.delete(&key(&obj)),
             Ok(Event::InitDone) => {
                 store.finish_relist();
                 if !listed_once {
@@ -124,6 +159,14 @@ async fn pump<K, T, S>(
                 tracing::warn!(resource, error = %e, "watch failed; retrying with backoff");
             }
         }
+    }
+}
+
+/// The store key: `namespace/name` for namespaced objects, the name otherwise.
+fn key<K: kube::Resource>(obj: &K) -> String {
+    match obj.namespace() {
+        Some(ns) => format!("{ns}/{}", obj.name_any()),
+        None => obj.name_any(),
     }
 }
 

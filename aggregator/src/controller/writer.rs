@@ -86,3 +86,42 @@ impl TopologyWriter for KubeWriter {
 pub fn is_not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 404)
 }
+
+impl super::placement_publish::PlacementWriter for KubeWriter {
+    async fn apply_node_bandwidth(
+        &self,
+        obj: &crate::api::NodeBandwidth,
+    ) -> Result<(), kube::Error> {
+        let api: Api<crate::api::NodeBandwidth> = Api::all(self.client.clone());
+        api.patch(name_of(&obj.metadata), &forced_apply(), &Patch::Apply(obj))
+            .await
+            .map(drop)
+    }
+
+    async fn apply_node_bandwidth_status(
+        &self,
+        obj: &crate::api::NodeBandwidth,
+    ) -> Result<(), kube::Error> {
+        let api: Api<crate::api::NodeBandwidth> = Api::all(self.client.clone());
+        api.patch_status(name_of(&obj.metadata), &forced_apply(), &Patch::Apply(obj))
+            .await
+            .map(drop)
+    }
+
+    async fn label_node(&self, node: &str, key: &str, value: &str) -> Result<(), kube::Error> {
+        let api: Api<k8s_openapi::api::core::v1::Node> = Api::all(self.client.clone());
+        let patch = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": node, "labels": {key: value}},
+        });
+        // A field manager of its own: the label is the only field it owns on the Node.
+        let params = PatchParams::apply(LABEL_FIELD_MANAGER).force();
+        api.patch(node, &params, &Patch::Apply(&patch))
+            .await
+            .map(drop)
+    }
+}
+
+/// Field manager of the Node label writes.
+pub const LABEL_FIELD_MANAGER: &str = "linkmeter-aggregator-labels";

@@ -70,8 +70,9 @@ pub enum Detail {
 
 /// Where the peers of the pod run, and what they are.
 struct Targets<'a> {
-    /// Node names (the candidate itself may be among them: co-located).
-    nodes: BTreeSet<&'a str>,
+    /// The nodes, by name, with their facts when the view has them (the candidate
+    /// itself may be among them: co-located).
+    nodes: Vec<(&'a str, Option<&'a NodeFacts>)>,
     /// "peer" or "replica".
     what: &'static str,
 }
@@ -124,7 +125,7 @@ pub fn evaluate<P: AsRef<PlacedPod>>(
         .filter(|p| !is_itself(p, pod))
         .collect();
     let reserved = reservations(&others);
-    let targets = targets(request, pod, &others);
+    let targets = targets(request, pod, &others, world);
     let mut figures = Vec::with_capacity(candidates.len());
     let mut verdicts = Vec::with_capacity(candidates.len());
     for &name in candidates {
@@ -219,7 +220,11 @@ fn targets<'a>(
     request: &PodRequest,
     pod: &PodUnderPlacement,
     others: &[&'a PlacedPod],
+    world: &'a World,
 ) -> Option<Targets<'a>> {
+    let resolve = |names: BTreeSet<&'a str>| -> Vec<(&'a str, Option<&'a NodeFacts>)> {
+        names.into_iter().map(|n| (n, world.node(n))).collect()
+    };
     if let Some(selector) = &request.peers {
         let nodes = others
             .iter()
@@ -227,7 +232,7 @@ fn targets<'a>(
             .map(|p| p.node.as_str())
             .collect();
         return Some(Targets {
-            nodes,
+            nodes: resolve(nodes),
             what: "peer",
         });
     }
@@ -240,7 +245,7 @@ fn targets<'a>(
             .map(|p| p.node.as_str())
             .collect();
         return Some(Targets {
-            nodes,
+            nodes: resolve(nodes),
             what: "replica",
         });
     }
@@ -286,22 +291,25 @@ fn check_uplink(
         if i == 0 && request.peers.is_none() {
             fig.min_bandwidth_bps = Some(free);
         }
-        let figures = if reserved == 0 {
-            format!("{what} {} measured", units::bps(capacity))
-        } else {
-            format!(
-                "{what} {} measured, {} reserved by {} pod{}, {} free",
-                units::bps(capacity),
-                units::bps(reserved),
-                held.pods,
-                if held.pods == 1 { "" } else { "s" },
-                units::bps(free)
-            )
+        // Built only when it is said: most nodes pass most checks silently.
+        let figures = || {
+            if reserved == 0 {
+                format!("{what} {} measured", units::bps(capacity))
+            } else {
+                format!(
+                    "{what} {} measured, {} reserved by {} pod{}, {} free",
+                    units::bps(capacity),
+                    units::bps(reserved),
+                    held.pods,
+                    if held.pods == 1 { "" } else { "s" },
+                    units::bps(free)
+                )
+            }
         };
         if free < asked {
-            check.fail(format!("{figures} < {} requested", units::bps(asked)));
+            check.fail(format!("{} < {} requested", figures(), units::bps(asked)));
         } else {
-            check.note(|| format!("{figures} ≥ {} requested", units::bps(asked)));
+            check.note(|| format!("{} ≥ {} requested", figures(), units::bps(asked)));
         }
     }
 }
@@ -323,7 +331,7 @@ fn check_targets(
     }
     let mut worst_rtt = 0u64;
     let mut min_bw: Option<u64> = None;
-    for &other in &targets.nodes {
+    for &(other, facts) in &targets.nodes {
         if other == node.name {
             check.note(|| {
                 format!(
@@ -334,7 +342,7 @@ fn check_targets(
             continue;
         }
         if let Some(limit) = request.max_latency_us {
-            match world.rtt(&node.name, other) {
+            match facts.and_then(|f| world.rtt(node, f)) {
                 None => check.fail(format!(
                     "no RTT to {other} ({}), measured or predicted",
                     targets.what
@@ -359,11 +367,17 @@ fn check_targets(
                     }
                 }
             }
-        } else if let Some(p) = world.rtt(&node.name, other) {
+        } else if let Some(p) = facts.and_then(|f| world.rtt(node, f)) {
             worst_rtt = worst_rtt.max(p.rtt_us);
         }
         if request.peers.is_some() {
-            let bw = pair_bandwidth(check, world, node, other, request.min_bandwidth_bps);
+            let bw = pair_bandwidth(
+                check,
+                world,
+                node,
+                (other, facts),
+                request.min_bandwidth_bps,
+            );
             min_bw = match (min_bw, bw) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -382,29 +396,25 @@ fn pair_bandwidth(
     check: &mut Check,
     world: &World,
     node: &NodeFacts,
-    other: &str,
+    (other, peer): (&str, Option<&NodeFacts>),
     min: Option<u64>,
 ) -> Option<u64> {
-    let peer = world.node(other);
     let mut smallest = None::<u64>;
-    for (dir, from, to) in [
-        ("to", node.name.as_str(), other),
-        ("from", other, node.name.as_str()),
-    ] {
-        let measured = world.goodput_bps(from, to);
-        let estimated = || {
-            let (f, t) = if from == node.name {
-                (Some(node), peer)
-            } else {
-                (peer, Some(node))
-            };
-            f.and_then(|f| f.egress_capacity_bps)
-                .zip(t.and_then(|t| t.ingress_capacity_bps))
-                .map(|(a, b)| a.min(b))
+    for (dir, outbound) in [("to", true), ("from", false)] {
+        let (from, to) = if outbound {
+            (Some(node), peer)
+        } else {
+            (peer, Some(node))
         };
+        let measured = from.zip(to).and_then(|(f, t)| world.goodput_bps(f, t));
         let (bw, how) = match measured {
             Some(b) => (Some(b), "measured"),
-            None => (estimated(), "estimated from uplinks"),
+            None => (
+                from.and_then(|f| f.egress_capacity_bps)
+                    .zip(to.and_then(|t| t.ingress_capacity_bps))
+                    .map(|(a, b)| a.min(b)),
+                "estimated from uplinks",
+            ),
         };
         let Some(bw) = bw else {
             if let Some(min) = min {

@@ -4,7 +4,7 @@
 //! The world is rebuilt after each computation of the cluster view; the pods come from
 //! the watch cache at every request, so a pod bound a moment ago already counts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
@@ -32,6 +32,8 @@ pub struct GpuFacts {
 pub struct NodeFacts {
     /// Node name.
     pub name: String,
+    /// Its position in the view (`Output::node_names`), for the RTT and goodput lookups.
+    pub index: usize,
     /// Egress capacity, bit/s: the best goodput measured from the node, capped by its NIC.
     pub egress_capacity_bps: Option<u64>,
     /// Ingress capacity, bit/s: the best goodput measured to the node, capped by its NIC.
@@ -46,7 +48,9 @@ pub struct NodeFacts {
 #[derive(Debug)]
 pub struct World {
     view: Output,
-    nodes: BTreeMap<String, NodeFacts>,
+    /// By position in the view (sorted by name).
+    nodes: Vec<NodeFacts>,
+    by_name: HashMap<String, usize>,
 }
 
 impl World {
@@ -73,11 +77,15 @@ impl World {
                 Some((name, gpus))
             })
             .collect();
-        let mut nodes = BTreeMap::new();
+        let mut nodes: Vec<Option<NodeFacts>> = vec![None; view.node_names().len()];
         for zone in &view.cluster.zones {
             for n in &zone.nodes {
+                let Some(index) = view.index_of(&n.name) else {
+                    continue;
+                };
                 let facts = NodeFacts {
                     name: n.name.clone(),
+                    index,
                     egress_capacity_bps: n.tx_kbps.map(|k| k.saturating_mul(1000)),
                     ingress_capacity_bps: n.rx_kbps.map(|k| k.saturating_mul(1000)),
                     gpus: if n.stale {
@@ -87,31 +95,42 @@ impl World {
                     },
                     stale: n.stale,
                 };
-                nodes.insert(n.name.clone(), facts);
+                nodes[index] = Some(facts);
             }
         }
-        World { view, nodes }
+        // Every node of the view is in some zone; the flatten only guards the type.
+        let nodes: Vec<NodeFacts> = nodes.into_iter().flatten().collect();
+        let by_name = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.name.clone(), i))
+            .collect();
+        World {
+            view,
+            nodes,
+            by_name,
+        }
     }
 
     /// A node by name.
     pub fn node(&self, name: &str) -> Option<&NodeFacts> {
-        self.nodes.get(name)
+        self.by_name.get(name).map(|&i| &self.nodes[i])
     }
 
     /// Every node, by name.
     pub fn nodes(&self) -> impl Iterator<Item = &NodeFacts> + '_ {
-        self.nodes.values()
+        self.nodes.iter()
     }
 
     /// RTT between two nodes, measured or predicted.
-    pub fn rtt(&self, a: &str, b: &str) -> Option<Prediction> {
-        self.view.predict(a, b)
+    pub fn rtt(&self, a: &NodeFacts, b: &NodeFacts) -> Option<Prediction> {
+        self.view.predict_at(a.index, b.index)
     }
 
     /// Goodput `from` → `to` as measured, bit/s.
-    pub fn goodput_bps(&self, from: &str, to: &str) -> Option<u64> {
+    pub fn goodput_bps(&self, from: &NodeFacts, to: &NodeFacts) -> Option<u64> {
         self.view
-            .goodput_kbps(from, to)
+            .goodput_at_kbps(from.index, to.index)
             .map(|k| k.saturating_mul(1000))
     }
 
