@@ -3,6 +3,8 @@
 //! cluster aggregator use.
 //!
 //! Pure modules (no I/O, so every decision is unit-testable): `api`, `cluster`,
+//! `placement` (what a pod asks, what each node offers, verdicts and scores), `extender`
+//! (kube-scheduler's wire format over `placement`),
 //! `coords`, `peers`, `publish`, `summary`. The aggregator binary's I/O lives apart, in
 //! `cli` (commands, files) and `controller` (the in-cluster `run`), and nothing pure
 //! imports them.

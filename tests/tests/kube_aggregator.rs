@@ -680,7 +680,8 @@ fn aggregator_replicas_write_the_topologies_and_fail_over() -> Result<()> {
         ("DELETE", nodetopology.into(), None),
         ("GET", "/api/v1/secrets".into(), None),
         ("GET", "/api/v1/namespaces/linkmeter/secrets".into(), None),
-        ("GET", "/api/v1/pods".into(), None),
+        // Pods are read (placement), never written.
+        ("DELETE", "/api/v1/namespaces/default/pods/any".into(), None),
         ("GET", "/api/v1/namespaces/default/configmaps".into(), None),
         (
             "PATCH",

@@ -1,6 +1,6 @@
 //! The kube-scheduler extender's two verbs over the placement code: a request body in,
 //! the answer out. Pure apart from JSON; the HTTP server is
-//! `crate::controller::extender_http`.
+//! the controller's `extender_http`.
 //!
 //! - `filter`: the nodes that fit, and a reason for each that does not
 //!   ([`crate::placement::evaluate`]). A request that cannot be read (bad JSON, no pod,

@@ -1,6 +1,6 @@
 //! Placement on the measured network and GPUs: what a pod asks ([`request`]), what each
 //! node offers ([`world`]), and the verdict and score per node ([`evaluate`]). Pure: the
-//! extender (`crate::extender`), `explain` and the bench all call [`evaluate::evaluate`].
+//! extender, `explain` and the bench all call [`evaluate::evaluate`].
 
 pub mod bandwidth;
 pub mod evaluate;
