@@ -14,7 +14,7 @@ use crate::cluster::{self, Options};
 use crate::placement::World;
 
 use super::objects::View;
-use super::pacer::Pacer;
+use super::pacer::{Pacer, sleep_until};
 use super::publish::{Outcome, Publisher, Report};
 use super::shared::Shared;
 use super::writer::TopologyWriter;
@@ -225,13 +225,6 @@ impl<W: TopologyWriter> ControlLoop<W> {
             );
         }
         self.last_warnings = current;
-    }
-}
-
-async fn sleep_until(due: Option<Instant>) {
-    match due {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 

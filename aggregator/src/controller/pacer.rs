@@ -52,6 +52,14 @@ impl Pacer {
     }
 }
 
+/// Sleeps until `due`, or forever without one (a `select!` arm that never fires).
+pub async fn sleep_until(due: Option<Instant>) {
+    match due {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,8 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::pacer::sleep_until;
 use super::placement_publish::{PlacementPublisher, PlacementWriter};
 use super::shared::Shared;
 
@@ -26,13 +28,14 @@ pub async fn run<W: PlacementWriter>(
 ) {
     let mut is_leader = *leader.borrow_and_update();
     let mut leader_open = true;
-    let mut dirty = true;
+    // When the pending changes are written: set by the first change after a write and
+    // not moved by later ones, so steady pod churn delays a write by DEBOUNCE at most.
+    let mut due: Option<Instant> = Some(Instant::now() + DEBOUNCE);
+    let mark = |due: &mut Option<Instant>| {
+        due.get_or_insert_with(|| Instant::now() + DEBOUNCE);
+    };
     loop {
-        let wait = if dirty && is_leader {
-            Some(DEBOUNCE)
-        } else {
-            None
-        };
+        let wait = due.filter(|_| is_leader);
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => return,
@@ -48,21 +51,22 @@ pub async fn run<W: PlacementWriter>(
                     // Another replica may have written meanwhile.
                     publisher.reset();
                     is_leader = now;
-                    dirty = true;
+                    mark(&mut due);
                 }
             }
             _ = shared.pods_changed.notified() => {
-                shared.metrics.set_placed_pods(shared.placed_pods().len());
-                dirty = true;
+                // Every replica serves the gauge; the field selector keeps only bound,
+                // unfinished pods in the store, so its length is the count.
+                shared.metrics.set_placed_pods(shared.pods.len());
+                mark(&mut due);
             }
-            _ = shared.world_changed.notified() => dirty = true,
-            _ = sleep(wait), if wait.is_some() => {
+            _ = shared.world_changed.notified() => mark(&mut due),
+            _ = sleep_until(wait), if wait.is_some() => {
+                due = None;
                 let Some(world) = shared.world() else {
                     // Nothing computed yet: the first world will wake us.
-                    dirty = false;
                     continue;
                 };
-                dirty = false;
                 let pods = shared.placed_pods();
                 let nodes = shared.nodes.snapshot();
                 let report = tokio::select! {
@@ -75,19 +79,9 @@ pub async fn run<W: PlacementWriter>(
                 for _ in 0..report.labels_written { m.write("NodeLabel", "ok"); }
                 for _ in 0..report.labels_failed { m.write("NodeLabel", "error"); }
                 if report.wants_retry() {
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        () = tokio::time::sleep(RETRY) => dirty = true,
-                    }
+                    due = Some(Instant::now() + RETRY);
                 }
             }
         }
-    }
-}
-
-async fn sleep(d: Option<Duration>) {
-    match d {
-        Some(d) => tokio::time::sleep(d).await,
-        None => std::future::pending().await,
     }
 }
