@@ -362,6 +362,10 @@ fn three_agents_measure_delays_and_rates() {
     }
 }
 
+/// How far a handed-over figure may be from iperf3 on the same link: a sanity bound
+/// (the figure is a rate of this link), not the accuracy target.
+const HANDOVER_SANITY: f64 = 0.25;
+
 /// A node that only serves learns both directions from its peer's tests: the client
 /// hands over its estimate in the results exchange.
 #[test]
@@ -420,10 +424,20 @@ a:
         "b -> a tx {b_tx:.2} rx {b_rx:.2}; a -> b tx {a_tx:.2} rx {a_rx:.2} Mbit/s; \
          iperf3 a->b {iperf_ab:.2}, b->a {iperf_ba:.2}"
     );
-    // What b sent to a is iperf3 b->a; what it received, a->b.
+    // What this test is about: b records exactly the figures a measured and handed
+    // over (b's rx is a's tx, b's tx is a's rx).
+    for (what, v, handed) in [("b tx", b_tx, a_rx), ("b rx", b_rx, a_tx)] {
+        assert!(
+            (v / handed - 1.0).abs() <= 0.01,
+            "{what}: {v:.2} Mbit/s recorded, {handed:.2} measured by a"
+        );
+    }
+    // And they are the link's rate, not some other figure. Accuracy against iperf3
+    // within THROUGHPUT_TOLERANCE is throughput_accuracy's business (with a second
+    // round for a busy machine); one 3 s test here has read 8% low with a core busy.
     for (what, v, reference) in [("b tx", b_tx, iperf_ba), ("b rx", b_rx, iperf_ab)] {
         assert!(
-            (v / reference - 1.0).abs() <= THROUGHPUT_TOLERANCE,
+            (v / reference - 1.0).abs() <= HANDOVER_SANITY,
             "{what}: {v:.2} Mbit/s, iperf3 on the same link {reference:.2}"
         );
     }
