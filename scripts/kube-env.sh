@@ -523,6 +523,10 @@ cmd_start() {
   # On any failure from here on, take down what was started.
   START_DIR=$dir
   trap 'rc=$?; if ((rc != 0)); then log "start failed; cleaning up"; stop_all "$START_DIR"; fi' EXIT
+  # Killed by a signal, bash would skip the EXIT trap and leave etcd and kube-apiserver
+  # (in sessions of their own) running: turn Ctrl-C and SIGTERM into an exit.
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
 
   mkdir -p "$dir/pki" "$dir/etcd"
   chmod 0700 "$dir/pki" "$dir/etcd"
@@ -597,7 +601,7 @@ EOF
     WATCHDOG_PID=$!
   fi
   write_env "$dir"
-  trap - EXIT
+  trap - EXIT INT TERM
   log "kube-apiserver ready at https://$APISERVER_BIND:$APISERVER_PORT (etcd :$ETCD_PORT)"
   log "kubeconfig: $dir/kubeconfig"
 }
@@ -643,10 +647,12 @@ cmd_start_apiserver() {
   if is_ours "${APISERVER_PID:-}" "$dir"; then die "kube-apiserver for $dir is already running"; fi
   START_DIR=$dir
   trap 'rc=$?; if ((rc != 0)); then stop_pid "${APISERVER_PID:-}" "$START_DIR" kube-apiserver; fi' EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
   # Same port as before: Go listeners set SO_REUSEADDR, so connections of the old
   # process lingering in TIME_WAIT do not block the bind.
   launch_apiserver "$dir" || exit 1
-  trap - EXIT
+  trap - EXIT INT TERM
   log "kube-apiserver ready again at https://$APISERVER_BIND:$APISERVER_PORT"
 }
 
