@@ -90,6 +90,28 @@ pub fn run_command(
     cmd
 }
 
+/// [`run_command`] with the extender on `extender`, without leader election and with
+/// `--label-nodes`, started and waited for until `/readyz` answers on `listen`.
+pub fn start_with_extender(
+    kubeconfig: &Path,
+    identity: &str,
+    listen: SocketAddr,
+    extender: SocketAddr,
+    interval: Duration,
+) -> Result<crate::agent::AgentProcess> {
+    let mut cmd = run_command(kubeconfig, identity, listen, interval);
+    cmd.args(["--leader-election", "false", "--label-nodes"])
+        .args(["--extender-listen", &extender.to_string()]);
+    let proc = crate::agent::AgentProcess::spawn(cmd)?;
+    let ready = crate::agent::wait_for(Duration::from_secs(30), Duration::from_millis(100), || {
+        crate::agent::http_get(None, &format!("http://{listen}/readyz"), None).ok()
+    });
+    if ready.is_none() {
+        bail!("the aggregator never became ready:\n{}", proc.log());
+    }
+    Ok(proc)
+}
+
 /// GET `path` (under the server URL) as admin: `Ok(None)` on 404, the JSON otherwise.
 pub fn admin_get(kube: &KubeEnv, path: &str) -> Result<Option<Value>> {
     let resp = kube.curl_admin(&[], &format!("{}{path}", kube.server_url()))?;

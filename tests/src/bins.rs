@@ -2,18 +2,22 @@
 
 use std::path::PathBuf;
 
-/// Path of a workspace binary built into the same target directory as this test.
+/// Path of a workspace binary built into the same target directory as this test (or
+/// as this binary, for the harness's own binaries such as the demo).
 ///
 /// `cargo test --workspace` (what `scripts/test.sh` runs) builds every package's
 /// binaries; a test run of this package alone needs `cargo build --workspace --bins`
 /// first, and the panic says so.
 pub fn workspace_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/<test>-<hash> → target/<profile>/<name>
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("test executable lives in target/<profile>/deps");
+    // A test: target/<profile>/deps/<test>-<hash> → target/<profile>/<name>; a binary:
+    // target/<profile>/<bin> → target/<profile>/<name>.
+    let dir = exe.parent().expect("an executable lives in a directory");
+    let profile_dir = if dir.file_name().is_some_and(|d| d == "deps") {
+        dir.parent().unwrap_or(dir)
+    } else {
+        dir
+    };
     let bin = profile_dir.join(name);
     assert!(
         bin.exists(),

@@ -429,13 +429,31 @@ pub fn create_node(
     memory: &str,
     pods: &str,
 ) -> Result<()> {
+    create_node_at(env, name, labels, None, (cpu, memory, pods))
+}
+
+/// [`create_node`] with an `InternalIP` (where agents find the node, as a kubelet
+/// registers it) when `internal_ip` is given; `resources` is (cpu, memory, pods).
+pub fn create_node_at(
+    env: &KubeEnv,
+    name: &str,
+    labels: &[(&str, &str)],
+    internal_ip: Option<std::net::Ipv4Addr>,
+    (cpu, memory, pods): (&str, &str, &str),
+) -> Result<()> {
     let mut label_map = serde_json::Map::new();
     label_map.insert("kubernetes.io/hostname".into(), json!(name));
     for (k, v) in labels {
         label_map.insert((*k).into(), json!(v));
     }
     let resources = json!({ "cpu": cpu, "memory": memory, "pods": pods });
-    let status = json!({ "capacity": resources, "allocatable": resources });
+    let mut status = json!({ "capacity": resources, "allocatable": resources });
+    if let Some(ip) = internal_ip {
+        status["addresses"] = json!([
+            {"type": "InternalIP", "address": ip.to_string()},
+            {"type": "Hostname", "address": name},
+        ]);
+    }
     let node = json!({
         "apiVersion": "v1",
         "kind": "Node",
@@ -628,18 +646,20 @@ pub fn pod_condition(env: &KubeEnv, ns: &str, name: &str, kind: &str) -> Result<
         }))
 }
 
+/// The node `pod` is bound to (its non-empty `spec.nodeName`).
+pub fn bound_node(pod: &Value) -> Option<&str> {
+    pod.pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+}
+
 /// Polls pod `ns/name` until it has a `spec.nodeName` and returns it. On timeout the
 /// error shows the pod's PodScheduled condition and its FailedScheduling events.
 pub fn wait_for_binding(env: &KubeEnv, ns: &str, name: &str, timeout: Duration) -> Result<String> {
     let deadline = Instant::now() + timeout;
     loop {
         let pod = get_pod(env, ns, name)?;
-        if let Some(node) = pod
-            .as_ref()
-            .and_then(|p| p.pointer("/spec/nodeName"))
-            .and_then(Value::as_str)
-            .filter(|n| !n.is_empty())
-        {
+        if let Some(node) = pod.as_ref().and_then(bound_node) {
             return Ok(node.to_owned());
         }
         if Instant::now() >= deadline {

@@ -9,3 +9,4 @@ pub mod fake_nvml;
 pub mod kube_env;
 pub mod kube_scheduler;
 pub mod lab;
+pub mod prometheus;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use linkmeter_aggregator::api::NodeTopologyStatus;
 use linkmeter_tests::agent::{AgentProcess, free_port, http_get, sample, wait_for};
 use linkmeter_tests::bins;
+use linkmeter_tests::prometheus::Prometheus;
 
 /// An agent on loopback probing 127.0.0.1, with fast intervals; returns it and its URL.
 fn loopback_agent(extra: &[&str]) -> (AgentProcess, String) {
@@ -177,28 +178,13 @@ fn promtool_accepts_both_exposition_formats() {
 fn prometheus_scrapes_the_agent_and_promql_returns_peer_rtt() {
     let (agent, url) = loopback_agent(&[]);
     let target = url.trim_start_matches("http://").to_owned();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: linkmeter\n    static_configs:\n      - targets: ['{target}']\n"
-        ),
-    )
-    .expect("config");
-    let prom_port = free_port().expect("port");
-    let mut cmd = Command::new("prometheus");
-    cmd.arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"));
-    let prom = AgentProcess::spawn(cmd).expect("start prometheus (apt-get install prometheus)");
-    let api = format!("http://127.0.0.1:{prom_port}/api/v1/query?query=");
-    let query = "histogram_quantile(0.5,rate(linkmeter_peer_rtt_seconds_bucket%5B30s%5D))";
+    let prom = Prometheus::start(&format!(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: linkmeter\n    static_configs:\n      - targets: ['{target}']\n"
+    ))
+    .expect("start prometheus");
+    let query = "histogram_quantile(0.5,rate(linkmeter_peer_rtt_seconds_bucket[30s]))";
     let found = wait_for(Duration::from_secs(40), Duration::from_millis(500), || {
-        let body = http_get(None, &format!("{api}{query}"), None).ok()?;
+        let body = http_get(None, &prom.query_url(query), None).ok()?;
         let v: serde_json::Value = serde_json::from_str(&body).ok()?;
         let result = v["data"]["result"].as_array()?;
         let series = result.iter().find(|r| r["metric"]["peer"] == "loopback")?;
@@ -213,7 +199,7 @@ fn prometheus_scrapes_the_agent_and_promql_returns_peer_rtt() {
         )
     });
     assert!(p50 > 0.0 && p50 < 0.01, "median loopback RTT {p50} s");
-    let up = http_get(None, &format!("{api}up"), None).expect("up query");
+    let up = http_get(None, &prom.query_url("up"), None).expect("up query");
     assert!(up.contains("\"job\":\"linkmeter\""), "{up}");
 }
 

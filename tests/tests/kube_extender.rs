@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use linkmeter_aggregator::api::{NodeBandwidth, REGION_LABEL, UPLINK_CLASS_LABEL, ZONE_LABEL};
 use linkmeter_aggregator::placement::{request, seed};
 use linkmeter_tests::agent::{AgentProcess, free_port, http_get, wait_for};
@@ -37,21 +37,13 @@ const BIND_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn start_aggregator(kube: &KubeEnv, extender: SocketAddr) -> Result<(AgentProcess, SocketAddr)> {
     let listen: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
-    let mut cmd: Command = agg::run_command(
+    let proc = agg::start_with_extender(
         kube.kubeconfig_path(),
         "extender-test",
         listen,
+        extender,
         Duration::from_millis(500),
-    );
-    cmd.args(["--leader-election", "false", "--label-nodes"])
-        .args(["--extender-listen", &extender.to_string()]);
-    let proc = AgentProcess::spawn(cmd)?;
-    let ready = wait_for(Duration::from_secs(30), Duration::from_millis(100), || {
-        http_get(None, &format!("http://{listen}/readyz"), None).ok()
-    });
-    if ready.is_none() {
-        bail!("the aggregator never became ready:\n{}", proc.log());
-    }
+    )?;
     Ok((proc, listen))
 }
 

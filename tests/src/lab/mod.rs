@@ -333,7 +333,10 @@ impl Lab {
     /// with the veth's address as source, which the root namespace reaches over the
     /// pair's own subnet, so the root namespace needs no route to lab addresses.
     /// Deleting the node's namespace (when the lab is dropped) deletes the pair.
-    pub fn link_to_host(&self, node: &Node, host_addr: Ipv4Addr) -> Result<()> {
+    ///
+    /// Returns the node's address on the pair, where the root namespace reaches a
+    /// service the node binds on every address.
+    pub fn link_to_host(&self, node: &Node, host_addr: Ipv4Addr) -> Result<Ipv4Addr> {
         let mut state = self.state();
         ensure!(
             state.nodes.contains(node),
@@ -373,7 +376,7 @@ impl Lab {
             &node.netns,
             &["route", "add", &dst, "via", &via, "dev", &node_if],
         )?;
-        Ok(())
+        Ok(node_end)
     }
 
     /// Names of the lab's namespaces.
