@@ -2,8 +2,9 @@
 # The whole test suite, as CI runs it. Installs what the tests need on a fresh Debian
 # machine (iperf3, ping, iproute2, Prometheus, gcc), then runs format, lint and tests.
 #
-#   scripts/test.sh            everything
-#   scripts/test.sh -p NAME    extra arguments go to `cargo test`
+#   scripts/test.sh            everything, then the demo in its checking mode
+#                              (scripts/demo.sh --check)
+#   scripts/test.sh -p NAME    extra arguments go to `cargo test` (and the demo is left out)
 #
 # The lab tests create network namespaces and need root; without root they fail with a
 # clear message unless LINKMETER_SKIP_LAB=1.
@@ -69,8 +70,23 @@ else
 fi
 status=${PIPESTATUS[0]}
 set -e
+# The demo, checked: the whole product on one machine (about 90 s, on the debug build
+# made above), held to ping/iperf3, the expected placements and the dashboard's data.
+demo_status=0
+if (($# == 0)) && [[ "${LINKMETER_SKIP_LAB:-0}" != 1 && "${LINKMETER_SKIP_KUBE:-0}" != 1 ]]; then
+  echo "== scripts/demo.sh --check" >&2
+  set +e
+  scripts/demo.sh --check --debug 2>&1 | tee -a "$log"
+  demo_status=${PIPESTATUS[0]}
+  set -e
+fi
 if ((status != 0)); then
   echo "== why the failing tests failed (their panic messages; the full output is above)" >&2
   grep -A6 -E "panicked at|^Error: " "$log" | grep -viE "^stack backtrace|^ +[0-9]+: |^ +at " | head -120 >&2
+fi
+if ((demo_status != 0)); then
+  echo "== the demo's check failed (exit $demo_status); its reasons:" >&2
+  grep -A30 -E "^linkmeter-demo: |demo.sh --check: left running" "$log" | head -60 >&2
+  ((status != 0)) || status=$demo_status
 fi
 exit "$status"

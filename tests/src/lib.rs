@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod aggregator;
 pub mod bins;
+pub mod demo;
 pub mod fake_nvml;
 pub mod kube_env;
 pub mod kube_scheduler;

@@ -354,8 +354,34 @@ fn monitoring_renders_a_service_monitor_apart_from_the_base() -> Result<()> {
     let rendered = kustomize(&kubectl, &manifests_dir().join("monitoring"))?;
     println!("{rendered}");
     let docs = documents(&rendered);
-    ensure!(docs.len() == 1, "expected one object, got {}", docs.len());
-    let sm = docs[0];
+    ensure!(docs.len() == 2, "expected two objects, got {}", docs.len());
+    let sm = docs
+        .iter()
+        .find(|d| d.contains("kind: ServiceMonitor"))
+        .context("no ServiceMonitor")?;
+    // The dashboard's ConfigMap for Grafana's sidecar carries the committed JSON.
+    let cm: serde_json::Value = docs
+        .iter()
+        .find(|d| d.contains("kind: ConfigMap"))
+        .map(|d| serde_norway::from_str(d))
+        .context("no dashboard ConfigMap")??;
+    ensure!(
+        cm["metadata"]["labels"]["grafana_dashboard"] == "1",
+        "dashboard ConfigMap labels: {}",
+        cm["metadata"]["labels"]
+    );
+    let embedded: serde_json::Value = serde_json::from_str(
+        cm["data"]["linkmeter.json"]
+            .as_str()
+            .context("ConfigMap data linkmeter.json")?,
+    )?;
+    let file: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
+        manifests_dir().join("monitoring/grafana-dashboard.json"),
+    )?)?;
+    ensure!(
+        embedded == file,
+        "the ConfigMap's dashboard differs from the file"
+    );
     for needle in [
         "apiVersion: monitoring.coreos.com/v1",
         "kind: ServiceMonitor",
