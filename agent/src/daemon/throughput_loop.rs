@@ -54,7 +54,9 @@ pub async fn run(shared: Arc<Shared>, source: Arc<dyn PeerSource>, shutdown: Can
             .map(|p| p.name.clone())
             .collect();
         let now = Instant::now();
-        match planner.next(now.into_std(), &names) {
+        let plan = planner.next(now.into_std(), &names);
+        tracing::debug!(?plan, peers = names.len(), "throughput plan");
+        match plan {
             Plan::Idle => {
                 tokio::select! {
                     _ = shutdown.cancelled() => return,

@@ -14,9 +14,10 @@ use super::truth::{self, LinkTruth};
 use crate::lab::{Lab, Node, RELAY_PICKUP_US, RELAY_SLACK, rtt_tolerance_us};
 
 /// How far linkmeter's throughput may sit from iperf3's on the same path. Looser than
-/// the accuracy tests' 3%: here the two run minutes apart, and linkmeter's tests share
-/// the cores with three agents, the API server and the scheduler.
-pub const THROUGHPUT_VS_IPERF3: f64 = 0.10;
+/// the accuracy tests' 3%: here the two run a minute apart, and at 1 Gbit/s the lab
+/// relay is CPU-bound, sharing 2 cores with three agents, the API server, the scheduler
+/// and Prometheus (seen: 789 vs 934 Mbit/s with both cores also kept busy).
+pub const THROUGHPUT_VS_IPERF3: f64 = 0.15;
 /// How far the reference itself may sit from the goodput the configured rate implies
 /// before the lab, not linkmeter, is the problem.
 pub const THROUGHPUT_VS_TRUTH: f64 = 0.15;
@@ -49,7 +50,8 @@ pub fn measure_references(lab: &Lab, nodes: &[Node]) -> Result<References> {
     for (from, to) in directed_pairs() {
         interrupt::check()?;
         let (a, b) = (by_name(&from)?, by_name(&to)?);
-        let ping_us = lab.ping_median_us(a, b.addr(), 10, Duration::from_millis(100))?;
+        // 20 echoes: a median that one relay hiccup cannot move.
+        let ping_us = lab.ping_median_us(a, b.addr(), 20, Duration::from_millis(50))?;
         // One second left out: iperf3 -O 1, as linkmeter's adaptive stop leaves slow
         // start out.
         let bps = lab.iperf3_omitting(b, a, 3, 1)?;
@@ -238,7 +240,7 @@ mod tests {
     fn figures_near_the_references_pass_and_far_ones_are_named() {
         let (m, r) = world(30.0, 1.02);
         assert_eq!(check(&m, &r), Vec::<String>::new());
-        let (m, r) = world(30.0, 0.85);
+        let (m, r) = world(30.0, 0.80);
         let problems = check(&m, &r);
         assert_eq!(problems.len(), 6, "{problems:?}");
         assert!(problems[0].contains("iperf3"), "{problems:?}");

@@ -88,6 +88,14 @@ pub fn run(opts: &Options) -> Result<()> {
     if let Err(e) = &result {
         if !interrupt::requested() {
             eprintln!("demo failed: {e:#}\n{}", stack.logs());
+            match stack.save_logs(&opts.out_dir.join("logs")) {
+                Ok(files) => {
+                    for f in files {
+                        eprintln!("whole log: {}", f.display());
+                    }
+                }
+                Err(e) => eprintln!("saving the logs failed: {e:#}"),
+            }
         }
     } else if opts.keep {
         keep(&stack)?;

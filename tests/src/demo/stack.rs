@@ -58,6 +58,25 @@ pub struct Stack {
 }
 
 impl Stack {
+    /// Writes every process's whole log under `dir` (for a failed run) and returns the
+    /// files written.
+    pub fn save_logs(&self, dir: &Path) -> Result<Vec<PathBuf>> {
+        std::fs::create_dir_all(dir)?;
+        let mut written = Vec::new();
+        let mut save = |name: &str, text: String| -> Result<()> {
+            let path = dir.join(format!("{name}.log"));
+            std::fs::write(&path, text)?;
+            written.push(path);
+            Ok(())
+        };
+        for (name, agent) in &self.agents {
+            save(&format!("agent-{name}"), agent.log())?;
+        }
+        save("aggregator", self.aggregator.log())?;
+        save("kube-scheduler", self.scheduler.log_tail(usize::MAX))?;
+        Ok(written)
+    }
+
     /// Every process's log, for a failure report.
     pub fn logs(&self) -> String {
         let mut out = String::new();
@@ -274,13 +293,17 @@ fn agent_command(
         .args(["--window", "30s"])
         .args([
             "--throughput-period",
-            "30m",
+            "40s",
             "--throughput-max-duration",
             "4s",
         ])
         .args(["--throughput-max-bytes", "256MiB"])
         .args(["--publish-min-interval", "5s", "--publish-heartbeat", "30s"])
-        .env("LINKMETER_LOG_LEVEL", "info")
+        // LINKMETER_DEMO_AGENT_LOG=debug shows, e.g., every busy answer.
+        .env(
+            "LINKMETER_LOG_LEVEL",
+            std::env::var("LINKMETER_DEMO_AGENT_LOG").unwrap_or_else(|_| "info".into()),
+        )
         .env_remove("KUBECONFIG");
     if truth.gpu {
         nvml.env().apply(&mut cmd);
