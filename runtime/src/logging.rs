@@ -33,7 +33,12 @@ pub fn init(format: LogFormat, filter: &str, colour: Colour) -> Result<(), Filte
     let filter = EnvFilter::try_new(filter)?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // A failed write (stderr's reader gone: EPIPE) is dropped. By default the layer
+        // reports it with `eprintln!`, which panics on the same broken stderr, inside
+        // whatever task logged — the signal task, so SIGTERM no longer stopped the
+        // process. A log line is never worth a task.
+        .log_internal_errors(false);
     let _ = match (format, colour) {
         (LogFormat::Json, _) => builder.json().flatten_event(true).try_init(),
         (LogFormat::Text, Colour::Default) => builder.with_target(false).try_init(),

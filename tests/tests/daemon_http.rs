@@ -395,3 +395,65 @@ fn sigterm_exits_zero_promptly() {
         status.unwrap_or_else(|| panic!("agent still running 5 s after SIGTERM:\n{}", agent.log()));
     assert_eq!(status.code(), Some(0), "{}", agent.log());
 }
+
+/// Issue 13, item 1: a log reader that goes away must not keep the agent from stopping.
+/// Before logging ignored failed writes, the first line after the reader closed its end
+/// of stderr panicked inside the logging layer (its fallback `eprintln!` fails the same
+/// way) and took the task that logged down — the signal task on SIGTERM, so only
+/// SIGKILL ended the agent.
+#[test]
+fn sigterm_exits_zero_when_the_log_reader_has_gone() {
+    let port = free_port().expect("port");
+    let tport = free_port().expect("port");
+    let mut child = Command::new(bins::agent())
+        .args(["run", "--node-name", "me", "--peer", "p=127.0.0.1"])
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--no-serve"])
+        .args(["--throughput-port", &tport.to_string(), "--no-gpu"])
+        .args(["--ping-interval", "500ms", "--ping-count", "2"])
+        .args(["--ping-spacing", "50ms", "--ping-timeout", "200ms"])
+        .env("LINKMETER_LOG_LEVEL", "debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn agent");
+    // Read a little, then close the pipe, as `agent 2>&1 | head -c 200` would.
+    let mut stderr = child.stderr.take().expect("stderr piped");
+    let mut first = [0u8; 200];
+    std::io::Read::read_exact(&mut stderr, &mut first).expect("the agent logs");
+    drop(stderr);
+    let url = format!("http://127.0.0.1:{port}");
+    let ready = wait_for(Duration::from_secs(10), Duration::from_millis(100), || {
+        http_get(None, &format!("{url}/readyz"), None).ok()
+    });
+    assert!(ready.is_some(), "the agent never became ready");
+    // Debug logging writes at every ICMP round: let a few fail first.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        http_get(None, &format!("{url}/healthz"), None).is_ok(),
+        "the agent stopped serving after its log reader went"
+    );
+    let pid = i32::try_from(child.id()).expect("pid");
+    // SAFETY: kill(2) on the child we spawned and have not reaped.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break Some(s);
+        }
+        if start.elapsed() > Duration::from_secs(2) {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let Some(status) = status else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the agent was still running 2 s after SIGTERM with its log reader gone");
+    };
+    assert_eq!(status.code(), Some(0), "exit after SIGTERM: {status}");
+    println!(
+        "exited 0 {:?} after SIGTERM with stderr's reader gone",
+        start.elapsed()
+    );
+}
