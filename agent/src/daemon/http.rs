@@ -1,5 +1,5 @@
 //! HTTP endpoints: `/metrics`, `/healthz`, `/readyz`, `/report` (served by
-//! `linkmeter_runtime::metrics_http::serve`).
+//! `linkmeter_runtime::metrics_http::serve`, which gzips what the client accepts gzipped).
 
 use std::sync::Arc;
 
@@ -8,17 +8,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use linkmeter_runtime::metrics_http::{self, Compression, Gzip};
+use linkmeter_runtime::metrics_http;
 
 use super::Shared;
-
-/// The agent's `/metrics` has always gone uncompressed, with no `Vary`.
-const METRICS_GZIP: Gzip = Gzip::Never;
-/// `/report` is gzipped at flate2's default level (6) when the client accepts it.
-const REPORT_GZIP: Gzip = Gzip::WhenAccepted {
-    level: Compression::new(6),
-    vary: false,
-};
 
 /// The router, over the daemon's shared state.
 pub fn router(shared: Arc<Shared>) -> Router {
@@ -36,7 +28,7 @@ async fn index() -> &'static str {
 }
 
 async fn metrics(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    metrics_http::metrics_response(s.metrics.registry(), &headers, METRICS_GZIP)
+    metrics_http::metrics_response(s.metrics.registry(), &headers)
 }
 
 async fn healthz(State(s): State<Arc<Shared>>) -> Response {
@@ -58,7 +50,7 @@ async fn readyz(State(s): State<Arc<Shared>>) -> Response {
     }
 }
 
-async fn report(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+async fn report(State(s): State<Arc<Shared>>) -> Response {
     let status = s.status();
     let body = match serde_json::to_vec(&status) {
         Ok(b) => b,
@@ -67,5 +59,5 @@ async fn report(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
         }
     };
     let json = HeaderValue::from_static("application/json");
-    metrics_http::body_response(&headers, json, body, REPORT_GZIP)
+    metrics_http::body_response(json, body)
 }

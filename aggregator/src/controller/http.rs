@@ -9,16 +9,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use linkmeter_runtime::metrics_http::{self, Compression, Gzip};
+use linkmeter_runtime::metrics_http;
 
 use super::shared::Shared;
-
-/// `/metrics` is gzipped at flate2's fastest level when the scraper accepts it, and
-/// every reply says `Vary: accept-encoding`.
-const METRICS_GZIP: Gzip = Gzip::WhenAccepted {
-    level: Compression::fast(),
-    vary: true,
-};
 
 /// The routes over the shared state.
 pub fn router(shared: Arc<Shared>) -> Router {
@@ -48,7 +41,7 @@ async fn readyz(State(s): State<Arc<Shared>>) -> Response {
 async fn metrics(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     s.metrics
         .cached(s.topologies.len(), s.topologies.malformed_len());
-    metrics_http::metrics_response(s.metrics.registry(), &headers, METRICS_GZIP)
+    metrics_http::metrics_response(s.metrics.registry(), &headers)
 }
 
 #[cfg(test)]
