@@ -108,6 +108,36 @@ fn endpoints_serve_metrics_report_and_health() {
         ),
         Some(1.0)
     );
+    // This machine has no NVML: the GPU collector has nothing to do. That is neither a
+    // success (nothing was measured) nor a failure; its outcome says which.
+    assert_eq!(
+        sample(
+            &text,
+            "linkmeter_collector_success",
+            &[("collector", "gpu")]
+        ),
+        Some(0.0),
+        "{text}"
+    );
+    for (outcome, want) in [("working", 0.0), ("idle", 1.0), ("failing", 0.0)] {
+        assert_eq!(
+            sample(
+                &text,
+                "linkmeter_collector_outcome",
+                &[("collector", "gpu"), ("outcome", outcome)]
+            ),
+            Some(want),
+            "gpu {outcome}"
+        );
+    }
+    assert_eq!(
+        sample(
+            &text,
+            "linkmeter_collector_outcome",
+            &[("collector", "icmp"), ("outcome", "working")]
+        ),
+        Some(1.0)
+    );
     assert!(
         sample(
             &text,

@@ -8,6 +8,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
+use super::outcome::Outcome;
 use crate::collect::Collector;
 
 /// A collection in flight on the blocking pool: when it started, and the task that
@@ -22,7 +23,7 @@ pub async fn run<C, F>(
     shared: Arc<Shared>,
     collector: C,
     interval: Duration,
-    ok: fn(&C::Report) -> bool,
+    outcome: fn(&C::Report) -> Outcome,
     apply: F,
     shutdown: CancellationToken,
 ) where
@@ -68,7 +69,7 @@ pub async fn run<C, F>(
                 running = None;
                 shared
                     .metrics
-                    .observe_collector(name, started.elapsed(), ok(&report));
+                    .observe_collector(name, started.elapsed(), outcome(&report));
                 apply(&shared, report);
                 collector = Some(c);
             }
@@ -77,13 +78,13 @@ pub async fn run<C, F>(
                 tracing::error!(collector = name, error = %e, "collector panicked; it stays off");
                 shared
                     .metrics
-                    .observe_collector(name, started.elapsed(), false);
+                    .observe_collector(name, started.elapsed(), Outcome::Failing);
             }
             None => {
                 tracing::warn!(collector = name, running_for = ?started.elapsed(), "collector still running");
                 shared
                     .metrics
-                    .observe_collector(name, started.elapsed(), false);
+                    .observe_collector(name, started.elapsed(), Outcome::Failing);
             }
         }
     }

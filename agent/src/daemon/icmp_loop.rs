@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
+use super::outcome::Outcome;
 use super::peers::PeerSource;
 use crate::probe::{IcmpProber, resolve_peers};
 
@@ -112,7 +113,7 @@ pub async fn run(shared: Arc<Shared>, source: Arc<dyn PeerSource>, shutdown: Can
             unresolved,
             &results,
             started.elapsed(),
-            any_reply || targets.is_empty(),
+            Outcome::of_round(targets.len(), any_reply),
         );
 
         let jitter = rand::rng().random_range(0.9..1.1);

@@ -24,6 +24,8 @@ use crate::collect::gpu::GpuReport;
 use crate::collect::system::SystemReport;
 use crate::probe::PeerSamples;
 
+use super::outcome::Outcome;
+
 /// RTT histogram bucket upper bounds, seconds: 25 µs to 2.5 s.
 pub const RTT_BUCKETS: [f64; 15] = [
     0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1,
@@ -49,6 +51,12 @@ struct PeerDirectionLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CollectorLabels {
     collector: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    collector: String,
+    outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -106,6 +114,7 @@ pub struct Metrics {
     test_bytes: Family<RoleLabels, Counter>,
     collector_duration: Family<CollectorLabels, FloatGauge>,
     collector_success: Family<CollectorLabels, Gauge>,
+    collector_outcome: Family<OutcomeLabels, Gauge>,
     gpu_info: Family<GpuInfoLabels, Gauge>,
     gpu_util: Family<GpuLabels, FloatGauge>,
     gpu_mem_util: Family<GpuLabels, FloatGauge>,
@@ -148,6 +157,7 @@ impl Metrics {
             test_bytes: Family::default(),
             collector_duration: Family::default(),
             collector_success: Family::default(),
+            collector_outcome: Family::default(),
             gpu_info: Family::default(),
             gpu_util: Family::default(),
             gpu_mem_util: Family::default(),
@@ -227,8 +237,15 @@ impl Metrics {
         );
         r.register(
             "linkmeter_collector_success",
-            "Whether the last run of each collector and prober succeeded (1) or not (0)",
+            "Whether the last run of each collector and prober measured something (1) or \
+             not (0: failed, or had nothing to do; linkmeter_collector_outcome says which)",
             m.collector_success.clone(),
+        );
+        r.register(
+            "linkmeter_collector_outcome",
+            "How the last run of each collector and prober ended: 1 on its outcome \
+             (working, idle: nothing to do, failing), 0 on the others",
+            m.collector_outcome.clone(),
         );
         r.register(
             "linkmeter_gpu_info",
@@ -438,14 +455,25 @@ impl Metrics {
     }
 
     /// Records the duration and outcome of a collector or prober run.
-    pub fn observe_collector(&self, name: &str, took: Duration, ok: bool) {
+    pub fn observe_collector(&self, name: &str, took: Duration, outcome: Outcome) {
         let l = CollectorLabels {
             collector: name.into(),
         };
         self.collector_duration
             .get_or_create(&l)
             .set(took.as_secs_f64());
-        self.collector_success.get_or_create(&l).set(i64::from(ok));
+        self.collector_success
+            .get_or_create(&l)
+            .set(i64::from(outcome == Outcome::Working));
+        for o in Outcome::ALL {
+            let l = OutcomeLabels {
+                collector: name.into(),
+                outcome: o.label(),
+            };
+            self.collector_outcome
+                .get_or_create(&l)
+                .set(i64::from(o == outcome));
+        }
     }
 
     /// Replaces the GPU gauges with `report` (GPUs that vanished lose their series).

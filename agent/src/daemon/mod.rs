@@ -11,6 +11,7 @@ pub mod config;
 pub mod http;
 pub mod icmp_loop;
 pub mod metrics;
+pub mod outcome;
 pub mod peers;
 pub mod record;
 pub mod served;
@@ -37,6 +38,7 @@ use crate::state::AgentState;
 use crate::throughput::server::{Server, ServerConfig};
 pub use config::{ConfigError, RunArgs, RunConfig};
 pub use metrics::Metrics;
+use outcome::Outcome;
 pub use peers::{PeerSource, StaticPeers};
 
 /// How much longer than our own client tests the server lets a peer's test run.
@@ -237,7 +239,13 @@ pub async fn run(
             shared.clone(),
             collector,
             interval,
-            |r| r.condition.available,
+            |r| {
+                if r.condition.available {
+                    Outcome::Working
+                } else {
+                    Outcome::Failing
+                }
+            },
             Shared::record_system,
             shutdown.clone(),
         ));
@@ -250,8 +258,13 @@ pub async fn run(
             shared.clone(),
             collector,
             interval,
-            // No driver is a normal state for a node without GPUs, not a failure.
-            |r| r.condition.available || r.condition.reason == "LibraryNotFound",
+            // No driver is a normal state for a node without GPUs: nothing to do, not a
+            // failure, and not a success either.
+            |r| match (r.condition.available, r.condition.reason.as_str()) {
+                (true, _) => Outcome::Working,
+                (false, "LibraryNotFound") => Outcome::Idle,
+                (false, _) => Outcome::Failing,
+            },
             Shared::record_gpu,
             shutdown.clone(),
         ));

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use super::Shared;
+use super::outcome::Outcome;
 use crate::availability::Availability;
 use crate::collect::gpu::GpuReport;
 use crate::collect::system::SystemReport;
@@ -40,14 +41,13 @@ impl Shared {
     }
 
     /// Records an ICMP round: the peers that did not resolve, every peer's samples,
-    /// its window loss, and how long the round took (`ok`: it got any reply, or had
-    /// nobody to ask).
+    /// its window loss, how long the round took and how it went.
     pub fn record_round(
         &self,
         unresolved: Vec<(String, String)>,
         results: &[PeerSamples],
         took: Duration,
-        ok: bool,
+        outcome: Outcome,
     ) {
         {
             let mut st = self.lock_state();
@@ -61,16 +61,16 @@ impl Shared {
             });
         }
         self.mark_round_done();
-        self.metrics.observe_collector("icmp", took, ok);
+        self.metrics.observe_collector("icmp", took, outcome);
     }
 
     /// Records a client test to `peer`: its figures in the state and the throughput
     /// gauges, and the test in the counters.
     pub fn record_client_test(&self, peer: &str, test: ClientTest) {
         self.metrics.count_test("client", test.result, test.bytes);
-        // A busy peer is a normal answer, not a failure of the collector.
-        let ok = test.result != "error";
-        self.metrics.observe_collector("throughput", test.took, ok);
+        // A busy peer is a normal answer, not a failure, but nothing was measured.
+        self.metrics
+            .observe_collector("throughput", test.took, Outcome::of_test(test.result));
         self.record_figures(peer, test.figures);
     }
 
