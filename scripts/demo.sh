@@ -59,23 +59,9 @@ step() {
   step_start=$now
 }
 
-need=()
-command -v iperf3 >/dev/null || need+=(iperf3)
-command -v ping >/dev/null || need+=(iputils-ping)
-command -v ip >/dev/null || need+=(iproute2)
-command -v curl >/dev/null || need+=(curl)
-command -v ss >/dev/null || need+=(iproute2)
-command -v prometheus >/dev/null || need+=(prometheus)
-if ((${#need[@]})); then
-  echo "demo.sh: installing ${need[*]}" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-  # The package starts its own Prometheus on :9090; the demo starts one of its own.
-  if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
-    systemctl stop prometheus || true
-  fi
-fi
+source scripts/lib/packages.sh
+install_missing demo.sh iperf3:iperf3 ping:iputils-ping ip:iproute2 ss:iproute2 curl:curl \
+  prometheus:prometheus
 step "packages: iperf3, ping, iproute2, curl, prometheus"
 
 scripts/kube-env.sh install >/dev/null

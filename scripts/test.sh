@@ -11,32 +11,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need_pkgs=()
-command -v iperf3 >/dev/null || need_pkgs+=(iperf3)
-command -v ping >/dev/null || need_pkgs+=(iputils-ping)
-command -v ip >/dev/null || need_pkgs+=(iproute2)
-command -v tc >/dev/null || need_pkgs+=(iproute2)
-command -v cc >/dev/null || need_pkgs+=(gcc libc6-dev)
-command -v prometheus >/dev/null || need_pkgs+=(prometheus)
-command -v jq >/dev/null || need_pkgs+=(jq)
-command -v curl >/dev/null || need_pkgs+=(curl)
-command -v setpriv >/dev/null || need_pkgs+=(util-linux)
-command -v sysctl >/dev/null || need_pkgs+=(procps)
-if ((${#need_pkgs[@]})); then
-  if [[ $(id -u) -ne 0 ]]; then
-    echo "test.sh: missing ${need_pkgs[*]} and not root to install them" >&2
-    exit 1
-  fi
-  echo "test.sh: installing ${need_pkgs[*]}" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
-fi
-# The Debian prometheus package starts a service on :9090 when it can; the tests start
-# their own on a free port, so stop a packaged one if it runs.
-if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
-  systemctl stop prometheus || true
-fi
+source scripts/lib/packages.sh
+install_missing test.sh iperf3:iperf3 ping:iputils-ping ip:iproute2 tc:iproute2 \
+  cc:"gcc libc6-dev" prometheus:prometheus jq:jq curl:curl setpriv:util-linux sysctl:procps
 
 # The Kubernetes tests need kube-apiserver and etcd: built once from Debian's source
 # package (about 5 minutes on 2 cores) and cached; KUBEBUILDER_ASSETS skips the build.

@@ -84,23 +84,30 @@ pub fn directed_pairs() -> Vec<(String, String)> {
     pairs
 }
 
+fn has_rtt(link: &Link) -> bool {
+    link.rtt_p50_us.is_some()
+}
+
+fn has_throughput(link: &Link) -> bool {
+    link.throughput_tx_kbps.is_some() && link.throughput_rx_kbps.is_some()
+}
+
+/// The pairs for which `has` holds.
+fn pairs_with(measured: &Measured, has: fn(&Link) -> bool) -> usize {
+    directed_pairs()
+        .iter()
+        .filter(|p| measured.get(p).is_some_and(has))
+        .count()
+}
+
 /// Counts of what has come in: (pairs with an RTT, pairs with throughput both ways,
 /// pairs in all).
 pub fn counts(measured: &Measured) -> (usize, usize, usize) {
-    let pairs = directed_pairs();
-    let rtt = pairs
-        .iter()
-        .filter(|p| measured.get(p).is_some_and(|l| l.rtt_p50_us.is_some()))
-        .count();
-    let throughput = pairs
-        .iter()
-        .filter(|p| {
-            measured
-                .get(p)
-                .is_some_and(|l| l.throughput_tx_kbps.is_some() && l.throughput_rx_kbps.is_some())
-        })
-        .count();
-    (rtt, throughput, pairs.len())
+    (
+        pairs_with(measured, has_rtt),
+        pairs_with(measured, has_throughput),
+        directed_pairs().len(),
+    )
 }
 
 /// Waits until every node has published RTT and throughput (both ways) for every peer,
@@ -130,11 +137,9 @@ pub fn wait_for_measurements(steps: &Steps, kube: &KubeEnv, timeout: Duration) -
             let missing: Vec<String> = directed_pairs()
                 .into_iter()
                 .filter(|p| {
-                    measured.get(p).is_none_or(|l| {
-                        l.rtt_p50_us.is_none()
-                            || l.throughput_tx_kbps.is_none()
-                            || l.throughput_rx_kbps.is_none()
-                    })
+                    measured
+                        .get(p)
+                        .is_none_or(|l| !has_rtt(l) || !has_throughput(l))
                 })
                 .map(|(a, b)| format!("{a}→{b}"))
                 .collect();

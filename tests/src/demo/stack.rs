@@ -335,15 +335,12 @@ fn prometheus(
     Prometheus::start(&config)
 }
 
-/// Whether a `prometheus` binary is on PATH.
+/// Whether `prometheus` runs here (`prometheus --version` succeeds).
 pub fn prometheus_installed() -> bool {
-    which("prometheus").is_some()
-}
-
-fn which(program: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|dir| Path::new(dir).join(program))
-        .find(|p| p.is_file())
+    Command::new("prometheus")
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
